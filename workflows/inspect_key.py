@@ -1,0 +1,34 @@
+"""``InspectTransitKey``: report a Transit key's versions and policy through Temporal.
+
+The smallest useful workflow, and the one an operator runs first to see that
+the worker can reach Vault::
+
+    temporal workflow execute --type InspectTransitKey --task-queue keyward \
+        --input '{"key":"default"}'
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+
+with workflow.unsafe.imports_passed_through():
+    from activities.transit_keys import ReadKeyInput, TransitKeyActivities, TransitKeyInfo
+
+
+@workflow.defn(name="InspectTransitKey")
+class InspectTransitKey:
+    @workflow.run
+    async def run(self, request: ReadKeyInput) -> TransitKeyInfo:
+        info = await workflow.execute_activity_method(
+            TransitKeyActivities.read_transit_key,
+            request,
+            start_to_close_timeout=timedelta(seconds=30),
+            retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30),
+                                     maximum_attempts=10),
+            summary=f"read {request.mount}/{request.key}",
+        )
+        workflow.logger.info("transit key %s is at version %d", info.name, info.latest_version)
+        return info
