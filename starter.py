@@ -12,26 +12,42 @@ import asyncio
 import json
 import sys
 import uuid
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import asdict
 from pathlib import Path
 
+from temporalio.client import Client
+
 from activities.transit_keys import ReadKeyInput, TransitKeyInfo
+from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
 from keyward.errors import ConfigError, KeywardError
 from keyward.log import configure_logging
+from keyward.vault.client import connect_vault
 from workflows.inspect_key import InspectTransitKey
 
 
+@asynccontextmanager
+async def temporal_client(settings: Settings) -> AsyncIterator[Client]:
+    """A Temporal client that encrypts like the worker does (same converter, same keys)."""
+    with connect_vault(settings.vault, renew=False) as vault:
+        codec = encrypting_converter(settings, vault)
+        try:
+            yield await connect_temporal(settings.temporal, data_converter=codec.converter)
+        finally:
+            await codec.close()
+
+
 async def inspect_key(settings: Settings, key: str) -> TransitKeyInfo:
-    client = await connect_temporal(settings.temporal)
-    return await client.execute_workflow(
-        InspectTransitKey.run,
-        ReadKeyInput(key=key, mount=settings.vault.transit_mount),
-        id=f"inspect-key-{key}-{uuid.uuid4().hex[:8]}",
-        task_queue=settings.temporal.task_queue,
-    )
+    async with temporal_client(settings) as client:
+        return await client.execute_workflow(
+            InspectTransitKey.run,
+            ReadKeyInput(key=key, mount=settings.vault.transit_mount),
+            id=f"inspect-key-{key}-{uuid.uuid4().hex[:8]}",
+            task_queue=settings.temporal.task_queue,
+        )
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:

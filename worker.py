@@ -22,6 +22,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
+from keyward.codec.converter import CodecBundle, encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
 from keyward.devstack.stack import LocalStack, start_local_stack
@@ -51,6 +52,7 @@ async def run(settings: Settings, *, dev: bool) -> int:
     env = dict(os.environ)
     stack: LocalStack | None = None
     vault: VaultSession | None = None
+    codec: CodecBundle | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -61,14 +63,15 @@ async def run(settings: Settings, *, dev: bool) -> int:
             settings, env = stack.settings, stack.env
             stack.describe(sys.stdout)
         vault = await asyncio.to_thread(connect_vault, settings.vault)
-        client = await connect_temporal(settings.temporal, env=env)
+        codec = encrypting_converter(settings, vault, env)
+        client = await connect_temporal(settings.temporal, env=env, data_converter=codec.converter)
         with concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS,
                                                    thread_name_prefix="activity") as executor:
             worker = build_worker(client, settings, vault, executor)
             running = asyncio.create_task(worker.run())
             log.info("worker started", task_queue=settings.temporal.task_queue,
                      namespace=client.namespace, temporal=env.get("TEMPORAL_ADDRESS"),
-                     vault=settings.vault.address)
+                     vault=settings.vault.address, codec_mode=settings.codec.mode)
             stopped = asyncio.create_task(stop.wait())
             done, _ = await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
             if running in done:
@@ -78,6 +81,8 @@ async def run(settings: Settings, *, dev: bool) -> int:
             await worker.shutdown()
             log.info("worker stopped")
     finally:
+        if codec is not None:
+            await codec.close()
         if vault is not None:
             vault.close()
         if stack is not None:

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 T = TypeVar("T")
@@ -31,3 +34,26 @@ def wait_until(predicate: Callable[[], bool], *, within: float = 10.0,
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {within}s waiting for {what}")
         time.sleep(interval)
+
+
+def kill_processes_mentioning(marker: str) -> list[int]:
+    """SIGKILL every process whose command line contains ``marker`` (a test's temp dir).
+
+    The local stack starts its servers in their own sessions, so a worker killed by a
+    failing test leaves them behind; this is the test suite's broom for that case.
+    """
+    killed: list[int] = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if marker in cmdline:
+            try:
+                os.kill(int(entry.name), signal.SIGKILL)
+                killed.append(int(entry.name))
+            except ProcessLookupError:
+                pass
+    return killed

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import shutil
 import sys
 from collections.abc import Sequence
@@ -30,10 +31,12 @@ def temporal_cli_path() -> Path:
 async def temporal_answers(address: str) -> bool:
     """Whether a Temporal frontend answers at ``address`` (host:port)."""
     try:
-        client = await Client.connect(address,
-                                      retry_config=RetryConfig(max_elapsed_time_millis=1500))
-        await client.service_client.check_health()
-    except RuntimeError:
+        # A listener that accepts but does not speak gRPC would otherwise hang the connect.
+        async with asyncio.timeout(3):
+            client = await Client.connect(address,
+                                          retry_config=RetryConfig(max_elapsed_time_millis=1500))
+            await client.service_client.check_health()
+    except (RuntimeError, TimeoutError):
         return False
     return True
 

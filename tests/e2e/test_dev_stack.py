@@ -16,7 +16,7 @@ import pytest
 from keyward.devstack.processes import free_port, port_is_open
 from keyward.devstack.temporal_dev import temporal_cli_path
 from tests.conftest import VaultEndpoint
-from tests.support import wait_until
+from tests.support import kill_processes_mentioning, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -80,8 +80,13 @@ def dev_worker(tmp_path: Path) -> Iterator[DevWorker]:
                        ui_port=free_port(), vault_port=free_port(), log_dir=tmp_path)
     yield worker
     if worker.proc is not None and worker.proc.poll() is None:
-        worker.proc.kill()
-        worker.proc.wait()
+        worker.proc.send_signal(signal.SIGTERM)  # the normal way: it stops its own children
+        try:
+            worker.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            worker.proc.kill()
+            worker.proc.wait()
+    kill_processes_mentioning(str(worker.state_dir))
 
 
 def test_dev_stack_runs_workflows_and_stops_cleanly(dev_worker: DevWorker) -> None:
@@ -102,7 +107,22 @@ def test_dev_stack_runs_workflows_and_stops_cleanly(dev_worker: DevWorker) -> No
         "workflow", "execute", "--type", "InspectTransitKey", "--task-queue", "keyward",
         "--workflow-id", "smoke-inspect", "--input", '{"key": "default"}', "-o", "json")
     assert executed.returncode == 0, executed.stdout + executed.stderr
-    result = json.loads(executed.stdout)["result"]
+    # Without a codec the CLI sees only ciphertext: the worker encrypted the result.
+    executed_json = json.loads(executed.stdout)
+    assert executed_json["status"] == "COMPLETED", executed_json
+    assert set(executed_json["result"]["metadata"]) >= {"encoding", "keyward-key",
+                                                        "keyward-scheme"}
+    assert "latest_version" not in executed.stdout
+
+    # starter.py shares the worker's converter, so it reads the decrypted result.
+    env = dev_worker.env | {"TEMPORAL_ADDRESS": f"127.0.0.1:{dev_worker.temporal_port}",
+                            "VAULT_ADDR": f"http://127.0.0.1:{dev_worker.vault_port}",
+                            "VAULT_TOKEN": token}
+    inspected = subprocess.run([sys.executable, "starter.py", "inspect-key", "default"],
+                               cwd=ROOT, env=env, capture_output=True, text=True, timeout=60,
+                               check=False)
+    assert inspected.returncode == 0, inspected.stderr
+    result = json.loads(inspected.stdout)
     assert result["name"] == "default"
     assert result["latest_version"] == 1
 
@@ -113,9 +133,11 @@ def test_dev_stack_runs_workflows_and_stops_cleanly(dev_worker: DevWorker) -> No
     # A second start reuses the state: the first run's workflow and the key are still there.
     dev_worker.start()
     dev_worker.wait_ready()
-    described = dev_worker.temporal("workflow", "describe", "--workflow-id", "smoke-inspect")
+    described = dev_worker.temporal("workflow", "describe", "--workflow-id", "smoke-inspect",
+                                    "-o", "json")
     assert described.returncode == 0, described.stderr
-    assert "Completed" in described.stdout
+    status = json.loads(described.stdout)["workflowExecutionInfo"]["status"]
+    assert status == "WORKFLOW_EXECUTION_STATUS_COMPLETED"
     assert (dev_worker.state_dir / "vault-root-token").read_text().strip() == token
     assert dev_worker.stop() == 0
 

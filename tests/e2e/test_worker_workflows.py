@@ -15,7 +15,7 @@ from activities.transit_keys import ReadKeyInput
 from keyward.config import Settings, TemporalSettings
 from keyward.vault.client import connect_vault
 from tests.conftest import VaultEndpoint
-from worker import build_worker
+from worker import ACTIVITY_THREADS, build_worker
 from workflows.inspect_key import InspectTransitKey
 
 
@@ -31,7 +31,7 @@ async def test_inspect_key_reports_versions(temporal_client: Client, vault: Vaul
     vault_client.secrets.transit.rotate_key(name=transit_key)
     settings = settings_for(vault, task_queue)
     with connect_vault(settings.vault) as session, \
-            concurrent.futures.ThreadPoolExecutor(4) as pool:
+            concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS) as pool:
         async with build_worker(temporal_client, settings, session, pool):
             info = await temporal_client.execute_workflow(
                 InspectTransitKey.run, ReadKeyInput(key=transit_key),
@@ -47,7 +47,7 @@ async def test_missing_key_fails_without_retrying(temporal_client: Client, vault
     """A 404 from Vault is permanent: the workflow fails at once with a typed error."""
     settings = settings_for(vault, task_queue)
     with connect_vault(settings.vault) as session, \
-            concurrent.futures.ThreadPoolExecutor(4) as pool:
+            concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS) as pool:
         async with build_worker(temporal_client, settings, session, pool):
             with pytest.raises(WorkflowFailureError) as caught:
                 await temporal_client.execute_workflow(

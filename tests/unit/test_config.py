@@ -122,11 +122,11 @@ def test_secrets_are_masked_in_repr_and_errors(tmp_path: Path) -> None:
 
 def test_ca_cert_must_exist(tmp_path: Path) -> None:
     """VAULT_CACERT pointing at a missing file fails at load, not at the first TLS handshake."""
-    with pytest.raises(ConfigError, match="vault.ca_cert"):
+    with pytest.raises(ConfigError, match=r"vault\.ca_cert"):
         load_settings(env={"VAULT_CACERT": str(tmp_path / "missing.pem")})
 
 
 def test_codec_rejects_empty_key_names() -> None:
     """A namespace mapped to an empty key name is refused."""
-    with pytest.raises(ConfigError, match="codec.keys.ns"):
+    with pytest.raises(ConfigError, match=r"codec\.keys\.ns"):
         CodecSettings(keys={"ns": ""})
