@@ -23,6 +23,7 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from keyward.codec.converter import CodecBundle, encrypting_converter
+from keyward.codecserver.runner import RunningCodecServer, start_codec_server
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
 from keyward.devstack.stack import LocalStack, start_local_stack
@@ -53,6 +54,7 @@ async def run(settings: Settings, *, dev: bool) -> int:
     stack: LocalStack | None = None
     vault: VaultSession | None = None
     codec: CodecBundle | None = None
+    codec_server: RunningCodecServer | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -67,6 +69,8 @@ async def run(settings: Settings, *, dev: bool) -> int:
         client = await connect_temporal(settings.temporal, env=env, data_converter=codec.converter)
         with concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS,
                                                    thread_name_prefix="activity") as executor:
+            if stack is not None and stack.codec_server is not None:
+                codec_server = await start_codec_server(stack.codec_server, codec.codec)
             worker = build_worker(client, settings, vault, executor)
             running = asyncio.create_task(worker.run())
             log.info("worker started", task_queue=settings.temporal.task_queue,
@@ -81,6 +85,8 @@ async def run(settings: Settings, *, dev: bool) -> int:
             await worker.shutdown()
             log.info("worker stopped")
     finally:
+        if codec_server is not None:
+            await codec_server.stop()
         if codec is not None:
             await codec.close()
         if vault is not None:

@@ -108,7 +108,9 @@ class CodecSettings:
     """Payload encryption: mode, compression, data-key bounds, namespace → key map."""
 
     mode: Literal["envelope", "direct"] = "envelope"
-    compression: bool = True
+    #: Off by default: compressing before encrypting lets ciphertext length reveal how
+    #: attacker-supplied input compresses against secrets in the same payload (CRIME).
+    compression: bool = False
     #: namespace → Transit key name; a namespace not listed uses its own name as key.
     keys: dict[str, str] = field(default_factory=dict)
     datakey_max_age_seconds: float = field(default=300.0, metadata=_check(_positive))
@@ -129,6 +131,91 @@ class CodecSettings:
         return self.keys.get(namespace, namespace)
 
 
+def _origin(value: Any) -> str | None:
+    for origin in value:
+        parsed = urlparse(origin)
+        if parsed.scheme not in ("http", "https") or not parsed.hostname or parsed.path \
+                or origin.endswith("/"):
+            return f"each origin must look like https://host[:port] (got {origin!r})"
+    return None
+
+
+def _algorithms(value: Any) -> str | None:
+    allowed = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512",
+               "EdDSA"}
+    bad = [alg for alg in value if alg not in allowed]
+    if bad or not value:
+        return (f"only asymmetric algorithms are accepted ({', '.join(sorted(allowed))}); "
+                f"got {', '.join(bad) or 'none'}")
+    return None
+
+
+@dataclass(frozen=True, kw_only=True)
+class CodecServerSettings:
+    """The remote codec endpoint for the Web UI and the ``temporal`` CLI."""
+
+    host: str = "127.0.0.1"
+    port: int = field(default=8234, metadata=_check(_port))
+    #: Origins allowed to call from a browser (the Web UI's), matched exactly.
+    allowed_origins: tuple[str, ...] = field(default=(), metadata=_check(_origin))
+    #: Path segments before the optional /{namespace}/ and /encode|/decode, e.g. "codec".
+    path_prefix: str = ""
+    #: Namespace used when the request names none (no /{namespace}/ prefix, no X-Namespace).
+    default_namespace: str = "default"
+    max_body_bytes: int = field(default=4 * 1024 * 1024, metadata=_check(_positive))
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: When set, clients must present a certificate signed by this CA (mutual TLS).
+    tls_client_ca: Path | None = None
+    tls_reload_seconds: float = field(default=5.0, metadata=_check(_positive))
+    #: "jwt" verifies bearer tokens; "none" serves anyone and is only for local development.
+    auth: Literal["jwt", "none"] = "jwt"
+    jwks_url: str | None = None
+    jwt_public_key: Path | None = None
+    jwt_issuer: str | None = None
+    jwt_audience: tuple[str, ...] = ()
+    jwt_algorithms: tuple[str, ...] = field(default=("RS256", "ES256"),
+                                            metadata=_check(_algorithms))
+    jwt_leeway_seconds: float = 30.0
+    permissions_claim: str = field(default="permissions", metadata=_check(_non_empty))
+    #: Refetch the JWKS for an unknown ``kid`` at most this often.
+    jwks_min_refresh_seconds: float = field(default=30.0, metadata=_check(_positive))
+    jwks_cache_seconds: float = field(default=600.0, metadata=_check(_positive))
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("codec_server.tls_key" if self.tls_key is None
+                              else "codec_server.tls_cert", "tls_cert and tls_key go together")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("codec_server.tls_client_ca", "requires tls_cert and tls_key")
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "jwt_public_key"):
+            path = getattr(self, name)
+            if path is not None and not path.is_file():
+                raise ConfigError(f"codec_server.{name}", f"file not found: {path}")
+        if self.jwks_url and _http_url(self.jwks_url):
+            raise ConfigError("codec_server.jwks_url", "must be an http(s) URL")
+
+    def require_serving_config(self) -> None:
+        """Checks that matter only to a process that serves codec requests.
+
+        Not in ``__post_init__``: the worker loads the same settings and must not
+        need a JWKS URL it never uses.
+        """
+        if self.auth == "jwt":
+            if not self.jwks_url and not self.jwt_public_key:
+                raise ConfigError("codec_server.jwks_url",
+                                  "set jwks_url or jwt_public_key (or auth = \"none\" for "
+                                  "local development only)")
+            if not self.jwt_issuer:
+                raise ConfigError("codec_server.jwt_issuer", "required when auth = \"jwt\"")
+            if not self.jwt_audience:
+                raise ConfigError("codec_server.jwt_audience", "required when auth = \"jwt\"")
+
+    @property
+    def scheme(self) -> str:
+        return "https" if self.tls_cert else "http"
+
+
 @dataclass(frozen=True, kw_only=True)
 class DevstackSettings:
     """The embedded local stack that ``worker.py --dev`` starts."""
@@ -138,6 +225,7 @@ class DevstackSettings:
     temporal_port: int = field(default=7233, metadata=_check(_port))
     ui_port: int = field(default=8233, metadata=_check(_port))
     vault_port: int = field(default=8200, metadata=_check(_port))
+    codec_server_port: int = field(default=8234, metadata=_check(_port))
     #: Transit keys created at start so the worker has something to encrypt with.
     transit_keys: tuple[str, ...] = ("default",)
 
@@ -155,6 +243,7 @@ class Settings:
     temporal: TemporalSettings = field(default_factory=TemporalSettings)
     vault: VaultSettings = field(default_factory=VaultSettings)
     codec: CodecSettings = field(default_factory=CodecSettings)
+    codec_server: CodecServerSettings = field(default_factory=CodecServerSettings)
     devstack: DevstackSettings = field(default_factory=DevstackSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     #: Where the settings came from, for messages ("from /etc/keyward.toml").
@@ -165,6 +254,7 @@ _SECTIONS: Final[dict[str, type[Any]]] = {
     "temporal": TemporalSettings,
     "vault": VaultSettings,
     "codec": CodecSettings,
+    "codec_server": CodecServerSettings,
     "devstack": DevstackSettings,
     "logging": LoggingSettings,
 }

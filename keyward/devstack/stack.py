@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TextIO
 
-from keyward.config import Settings
+from keyward.config import CodecServerSettings, Settings
 from keyward.devstack.processes import ManagedProcess
 from keyward.devstack.temporal_dev import TemporalDevServer
 from keyward.devstack.vault_dev import DevVault, ensure_transit
@@ -30,6 +30,8 @@ class LocalStack:
     env: dict[str, str]
     temporal_address: str | None = None
     ui_url: str | None = None
+    #: Where the dev codec server should listen; the Web UI is pointed at it.
+    codec_server: CodecServerSettings | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -57,8 +59,16 @@ async def start_local_stack(settings: Settings, env: Mapping[str, str]) -> Local
             stack.temporal_address = env["TEMPORAL_ADDRESS"]
             stack.notes.append(f"Temporal  {stack.temporal_address} (from TEMPORAL_ADDRESS)")
         else:
+            codec_url = f"http://{dev.host}:{dev.codec_server_port}"
             server = TemporalDevServer(host=dev.host, port=dev.temporal_port,
-                                       ui_port=dev.ui_port, state_dir=state)
+                                       ui_port=dev.ui_port, state_dir=state,
+                                       ui_codec_endpoint=codec_url)
+            stack.codec_server = dataclasses.replace(
+                settings.codec_server, host=dev.host, port=dev.codec_server_port,
+                # Local development only: the dev UI sends no token to an http endpoint.
+                auth="none",
+                allowed_origins=(server.ui_url, f"http://localhost:{dev.ui_port}"),
+                tls_cert=None, tls_key=None, tls_client_ca=None)
             process = await server.ensure_running()
             verb = "started" if process else "already running, reused"
             if process:
@@ -69,6 +79,7 @@ async def start_local_stack(settings: Settings, env: Mapping[str, str]) -> Local
             stack.notes += [
                 f"Temporal  {server.address} ({verb}; state {state / 'temporal.db'})",
                 f"Web UI    {server.ui_url}",
+                f"Codec     {codec_url} (decrypts for the Web UI; dev only, no auth)",
             ]
 
         if env.get("VAULT_ADDR"):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import signal
@@ -27,6 +28,7 @@ class DevWorker:
     temporal_port: int
     ui_port: int
     vault_port: int
+    codec_port: int
     log_dir: Path
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
@@ -40,6 +42,7 @@ class DevWorker:
             "KEYWARD_DEVSTACK__TEMPORAL_PORT": str(self.temporal_port),
             "KEYWARD_DEVSTACK__UI_PORT": str(self.ui_port),
             "KEYWARD_DEVSTACK__VAULT_PORT": str(self.vault_port),
+            "KEYWARD_DEVSTACK__CODEC_SERVER_PORT": str(self.codec_port),
             "KEYWARD_LOGGING__FORMAT": "json",
         })
         return env
@@ -74,10 +77,25 @@ class DevWorker:
                               capture_output=True, text=True, timeout=60, check=False)
 
 
+def payloads_in(document: object) -> list[dict[str, str]]:
+    """Every {"metadata":..., "data":...} object in a JSON document."""
+    found: list[dict[str, str]] = []
+    if isinstance(document, dict):
+        if "metadata" in document and "data" in document:
+            found.append(document)
+        for value in document.values():
+            found += payloads_in(value)
+    elif isinstance(document, list):
+        for value in document:
+            found += payloads_in(value)
+    return found
+
+
 @pytest.fixture
 def dev_worker(tmp_path: Path) -> Iterator[DevWorker]:
     worker = DevWorker(state_dir=tmp_path / "state", temporal_port=free_port(),
-                       ui_port=free_port(), vault_port=free_port(), log_dir=tmp_path)
+                       ui_port=free_port(), vault_port=free_port(), codec_port=free_port(),
+                       log_dir=tmp_path)
     yield worker
     if worker.proc is not None and worker.proc.poll() is None:
         worker.proc.send_signal(signal.SIGTERM)  # the normal way: it stops its own children
@@ -113,6 +131,15 @@ def test_dev_stack_runs_workflows_and_stops_cleanly(dev_worker: DevWorker) -> No
     assert set(executed_json["result"]["metadata"]) >= {"encoding", "keyward-key",
                                                         "keyward-scheme"}
     assert "latest_version" not in executed.stdout
+
+    # The CLI pointed at the stack's codec server sees the decrypted result.
+    shown = dev_worker.temporal("workflow", "show", "--workflow-id", "smoke-inspect",
+                                "--codec-endpoint", f"http://127.0.0.1:{dev_worker.codec_port}",
+                                "-o", "json")
+    assert shown.returncode == 0, shown.stderr
+    decoded = [base64.b64decode(p["data"]) for p in payloads_in(json.loads(shown.stdout))]
+    assert any(b'"latest_version":1' in data for data in decoded), decoded
+    assert '"codec request"' in dev_worker.stderr.read_text()  # the audit line was written
 
     # starter.py shares the worker's converter, so it reads the decrypted result.
     env = dev_worker.env | {"TEMPORAL_ADDRESS": f"127.0.0.1:{dev_worker.temporal_port}",

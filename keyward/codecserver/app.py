@@ -1,0 +1,233 @@
+"""The codec server's aiohttp application: ``build_app(settings, codec, verifier)``.
+
+Protocol (Temporal's remote codec): ``POST …/encode`` and ``POST …/decode``,
+chosen by the last path segment, query string ignored; proto3-JSON
+``Payloads`` in and out. The namespace comes from an optional
+``/{namespace}/`` segment (after ``path_prefix``), else ``X-Namespace``, else
+the configured default — and it is the namespace the caller must be authorized
+for *and* the one the codec binds decryption to, so a caller allowed in A can
+never decrypt B's payloads by naming A.
+
+Status codes: 400 bad JSON/shape/base64 or codec failure (as the protocol
+says, never 500), 401 no/invalid token, 403 role too low, 404 unknown path,
+405 wrong method, 413 body too large. Every request gets one audit line.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+from aiohttp import web
+from google.protobuf import json_format
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.exposition import CONTENT_TYPE_LATEST
+from temporalio.api.common.v1 import Payloads
+
+from keyward.codec.transit_codec import VaultTransitCodec
+from keyward.codecserver.jwt_auth import AuthError, Identity, JwtVerifier
+from keyward.codecserver.permissions import Operation, Permissions, Role
+from keyward.config import CodecServerSettings
+from keyward.errors import KeywardError
+from keyward.log import get_logger
+
+ALLOWED_HEADERS: Final = "Content-Type, X-Namespace, Authorization, Authorization-Extras"
+ALLOWED_METHODS: Final = "POST, OPTIONS"
+PREFLIGHT_MAX_AGE: Final = "600"
+OPERATIONS: Final = ("encode", "decode")
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@dataclass
+class CodecServerMetrics:
+    """Request counts and latency by operation and outcome, on a registry of the app's own."""
+
+    registry: CollectorRegistry
+    requests: Counter
+    latency: Histogram
+
+    @classmethod
+    def create(cls) -> CodecServerMetrics:
+        registry = CollectorRegistry()
+        return cls(
+            registry=registry,
+            requests=Counter("keyward_codec_requests", "Codec server requests",
+                             ["operation", "outcome"], registry=registry),
+            latency=Histogram("keyward_codec_request_seconds", "Codec server request latency",
+                              ["operation", "outcome"], registry=registry,
+                              buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25,
+                                       0.5, 1.0, 2.5)),
+        )
+
+
+class RequestFailed(Exception):
+    """An expected failure with its HTTP status, a public message and an audit outcome."""
+
+    def __init__(self, status: int, message: str, outcome: str) -> None:
+        self.status = status
+        self.message = message
+        self.outcome = outcome
+        super().__init__(message)
+
+
+class CodecServer:
+    """Request handling state: settings, codec, verifier, metrics."""
+
+    def __init__(self, settings: CodecServerSettings, codec: VaultTransitCodec,
+                 verifier: JwtVerifier | None, metrics: CodecServerMetrics) -> None:
+        self.settings = settings
+        self.codec = codec
+        self.verifier = verifier
+        self.metrics = metrics
+        self.allowed_origins = frozenset(settings.allowed_origins)
+        self.prefix = [part for part in settings.path_prefix.split("/") if part]
+        self.log = get_logger("keyward.codecserver.audit")
+
+    # ---- routing ----------------------------------------------------------------------
+
+    def route(self, request: web.Request) -> tuple[Operation, str | None] | None:
+        """(operation, namespace from the path) for a codec path, else None."""
+        parts = [part for part in request.path.split("/") if part]
+        if parts[: len(self.prefix)] != self.prefix:
+            return None
+        parts = parts[len(self.prefix):]
+        if not parts or parts[-1] not in OPERATIONS or len(parts) > 2:
+            return None
+        operation: Operation = "encode" if parts[-1] == "encode" else "decode"
+        return operation, parts[0] if len(parts) == 2 else None
+
+    def namespace_for(self, request: web.Request, from_path: str | None) -> str:
+        return (from_path or request.headers.get("X-Namespace", "").strip()
+                or self.settings.default_namespace)
+
+    # ---- CORS -------------------------------------------------------------------------
+
+    def cors_headers(self, request: web.Request) -> dict[str, str]:
+        origin = request.headers.get("Origin")
+        headers = {"Vary": "Origin"}
+        if origin is not None and origin in self.allowed_origins:
+            headers["Access-Control-Allow-Origin"] = origin
+            headers["Access-Control-Allow-Credentials"] = "true"
+        return headers
+
+    def preflight(self, request: web.Request) -> web.Response:
+        headers = self.cors_headers(request)
+        if "Access-Control-Allow-Origin" in headers:
+            headers["Access-Control-Allow-Methods"] = ALLOWED_METHODS
+            headers["Access-Control-Allow-Headers"] = ALLOWED_HEADERS
+            headers["Access-Control-Max-Age"] = PREFLIGHT_MAX_AGE
+        return web.Response(status=204, headers=headers)
+
+    # ---- the codec request ------------------------------------------------------------
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        if request.path in ("/health", "/healthz") and request.method == "GET":
+            return web.json_response({"status": "ok"})
+        if request.path == "/metrics" and request.method == "GET":
+            return web.Response(body=generate_latest(self.metrics.registry),
+                                headers={"Content-Type": CONTENT_TYPE_LATEST})
+        routed = self.route(request)
+        if routed is None:
+            return self._error(request, 404, "not found")
+        if request.method == "OPTIONS":
+            return self.preflight(request)
+        if request.method != "POST":
+            response = self._error(request, 405, "method not allowed")
+            response.headers["Allow"] = ALLOWED_METHODS
+            return response
+        operation, path_namespace = routed
+        namespace = self.namespace_for(request, path_namespace)
+        started = time.perf_counter()
+        subject = "-"
+        count = 0
+        try:
+            identity = await self._authorize(request, operation, namespace)
+            subject = identity.subject
+            payloads = await self._read_payloads(request)
+            count = len(payloads.payloads)
+            result = await self._run_codec(operation, namespace, payloads)
+            response = web.Response(
+                body=json_format.MessageToJson(result, indent=None).encode(),
+                content_type="application/json", headers=self.cors_headers(request))
+            outcome = "ok"
+        except RequestFailed as failure:
+            response = self._error(request, failure.status, failure.message)
+            outcome = failure.outcome
+        elapsed = time.perf_counter() - started
+        self.metrics.requests.labels(operation, outcome).inc()
+        self.metrics.latency.labels(operation, outcome).observe(elapsed)
+        self.log.info("codec request", subject=subject, namespace=namespace,
+                      operation=operation, payloads=count, outcome=outcome,
+                      status=response.status, duration_ms=round(elapsed * 1000, 2),
+                      remote=request.remote)
+        return response
+
+    async def _authorize(self, request: web.Request, operation: Operation,
+                         namespace: str) -> Identity:
+        if self.verifier is None:
+            return Identity(subject="anonymous (auth disabled)", permissions=_ALL)
+        try:
+            identity = await self.verifier.verify(request.headers.get("Authorization"))
+        except AuthError as exc:
+            raise RequestFailed(401, exc.reason, "unauthenticated") from None
+        if not identity.permissions.allows(operation, namespace):
+            needed = "read" if operation == "decode" else "write"
+            raise RequestFailed(403, f"{operation} needs the {needed} role (or higher) on "
+                                f"namespace {namespace!r}", "forbidden")
+        return identity
+
+    async def _read_payloads(self, request: web.Request) -> Payloads:
+        try:
+            body = await request.read()
+        except web.HTTPRequestEntityTooLarge:
+            raise RequestFailed(413, f"request body exceeds {self.settings.max_body_bytes} bytes",
+                                "too_large") from None
+        try:
+            return json_format.Parse(body, Payloads())
+        except (json_format.ParseError, UnicodeDecodeError) as exc:
+            raise RequestFailed(400, f"body is not proto3 JSON Payloads: {_short(exc)}",
+                                "bad_request") from None
+
+    async def _run_codec(self, operation: Operation, namespace: str,
+                         payloads: Payloads) -> Payloads:
+        codec = self.codec.for_namespace(namespace)
+        try:
+            if operation == "encode":
+                out = await codec.encode(payloads.payloads)
+            else:
+                out = await codec.decode(payloads.payloads)
+        except KeywardError as exc:
+            raise RequestFailed(400, str(exc), "codec_error") from None
+        return Payloads(payloads=out)
+
+    def _error(self, request: web.Request, status: int, message: str) -> web.Response:
+        headers = self.cors_headers(request)
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="keyward-codec"'
+        return web.json_response({"error": message}, status=status, headers=headers)
+
+
+CODEC_SERVER: Final = web.AppKey("codec_server", CodecServer)
+
+#: With auth explicitly disabled, every caller is treated as a system admin.
+_ALL: Final = Permissions(system=Role.ADMIN)
+
+
+def _short(exc: BaseException) -> str:
+    return str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+
+
+def build_app(settings: CodecServerSettings, codec: VaultTransitCodec,
+              verifier: JwtVerifier | None, *,
+              metrics: CodecServerMetrics | None = None) -> web.Application:
+    """The codec server application. ``verifier=None`` means auth is off (dev only)."""
+    if verifier is None and settings.auth != "none":
+        raise ValueError("a JWT verifier is required unless codec_server.auth = 'none'")
+    server = CodecServer(settings, codec, verifier, metrics or CodecServerMetrics.create())
+    app = web.Application(client_max_size=settings.max_body_bytes)
+    app[CODEC_SERVER] = server
+    app.router.add_route("*", "/{tail:.*}", server.handle)
+    return app
