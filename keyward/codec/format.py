@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import zlib
 from dataclasses import dataclass
 from typing import Final, Literal
@@ -72,20 +73,26 @@ class EncryptedHeader:
     wrapped_key: str | None = None
 
     def metadata(self) -> dict[str, bytes]:
-        meta = {
-            ENCODING_KEY: ENCODING,
-            FORMAT_KEY: FORMAT_VERSION,
-            KEY_ID_KEY: self.key.encode(),
-            KEY_VERSION_KEY: str(self.key_version).encode(),
-            SCHEME_KEY: self.scheme.encode(),
-            COMPRESSION_KEY: self.compression.encode(),
-        }
-        if self.wrapped_key is not None:
-            meta[WRAPPED_KEY_KEY] = self.wrapped_key.encode()
-        return meta
+        return dict(_metadata(self))
 
     def describe(self) -> str:
         return f"key {self.key!r} version {self.key_version} ({self.scheme})"
+
+
+@functools.lru_cache(maxsize=1024)
+def _metadata(header: EncryptedHeader) -> tuple[tuple[str, bytes], ...]:
+    """Metadata entries for a header; cached, as one data key's payloads all share it."""
+    meta = {
+        ENCODING_KEY: ENCODING,
+        FORMAT_KEY: FORMAT_VERSION,
+        KEY_ID_KEY: header.key.encode(),
+        KEY_VERSION_KEY: str(header.key_version).encode(),
+        SCHEME_KEY: header.scheme.encode(),
+        COMPRESSION_KEY: header.compression.encode(),
+    }
+    if header.wrapped_key is not None:
+        meta[WRAPPED_KEY_KEY] = header.wrapped_key.encode()
+    return tuple(meta.items())
 
 
 def is_encrypted(payload: Payload) -> bool:
@@ -95,19 +102,28 @@ def is_encrypted(payload: Payload) -> bool:
 def parse_header(payload: Payload) -> EncryptedHeader:
     """Read and check the metadata of an encrypted payload."""
     meta = payload.metadata
-    if meta.get(FORMAT_KEY) != FORMAT_VERSION:
-        raise PayloadFormatError("unknown keyward payload format "
-                                 f"{meta.get(FORMAT_KEY, b'<missing>')!r}")
-    # Protobuf maps answer a missing key with b"" instead of raising: check presence first.
-    for required in (KEY_ID_KEY, KEY_VERSION_KEY, SCHEME_KEY, COMPRESSION_KEY):
-        if required not in meta:
-            raise PayloadFormatError(f"encrypted payload lacks metadata {required}")
+    # .get, not [], because a protobuf map answers a missing key with b"" instead of raising.
+    return _parse_header_values((meta.get(FORMAT_KEY), meta.get(KEY_ID_KEY),
+                                 meta.get(KEY_VERSION_KEY), meta.get(SCHEME_KEY),
+                                 meta.get(COMPRESSION_KEY), meta.get(WRAPPED_KEY_KEY)))
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_header_values(values: tuple[bytes | None, ...]) -> EncryptedHeader:
+    """The validation behind :func:`parse_header`, cached: payloads under one data key
+    share every value, so a history decodes with one validation per data key."""
+    fmt, key_id, version, scheme_raw, compression_raw, wrapped_raw = values
+    if fmt != FORMAT_VERSION:
+        raise PayloadFormatError(f"unknown keyward payload format {fmt or b'<missing>'!r}")
+    named = {KEY_ID_KEY: key_id, KEY_VERSION_KEY: version, SCHEME_KEY: scheme_raw,
+             COMPRESSION_KEY: compression_raw}
+    for name, raw in named.items():
+        if raw is None:
+            raise PayloadFormatError(f"encrypted payload lacks metadata {name}")
     try:
-        key = meta[KEY_ID_KEY].decode()
-        version_text = meta[KEY_VERSION_KEY].decode()
-        scheme = meta[SCHEME_KEY].decode()
-        compression = meta[COMPRESSION_KEY].decode()
-        wrapped = meta[WRAPPED_KEY_KEY].decode() if WRAPPED_KEY_KEY in meta else None
+        key, version_text, scheme, compression = (
+            (raw or b"").decode() for raw in (key_id, version, scheme_raw, compression_raw))
+        wrapped = wrapped_raw.decode() if wrapped_raw is not None else None
     except UnicodeDecodeError:
         raise PayloadFormatError("encrypted payload metadata is not UTF-8") from None
     if not key or not version_text.isdigit() or int(version_text) < 1:
@@ -125,8 +141,12 @@ def parse_header(payload: Payload) -> EncryptedHeader:
                            wrapped_key=wrapped)
 
 
+@functools.lru_cache(maxsize=4096)
 def associated_data(namespace: str, key: str, scheme: Scheme, compression: Compression) -> bytes:
-    """AEAD associated data: length-prefixed fields, so no two tuples encode alike."""
+    """AEAD associated data: length-prefixed fields, so no two tuples encode alike.
+
+    Cached: a process sees few (namespace, key) pairs and this sits on the per-payload path.
+    """
     parts = [AAD_PREFIX, namespace.encode(), key.encode(), scheme.encode(), compression.encode()]
     return b"".join(len(part).to_bytes(4, "big") + part for part in parts)
 

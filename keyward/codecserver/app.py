@@ -21,13 +21,13 @@ from dataclasses import dataclass
 from typing import Final
 
 from aiohttp import web
-from google.protobuf import json_format
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from temporalio.api.common.v1 import Payloads
 
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.jwt_auth import AuthError, Identity, JwtVerifier
+from keyward.codecserver.payloads_json import PayloadsJsonError, dump_payloads, parse_payloads
 from keyward.codecserver.permissions import Operation, Permissions, Role
 from keyward.config import CodecServerSettings
 from keyward.errors import KeywardError
@@ -149,9 +149,9 @@ class CodecServer:
             payloads = await self._read_payloads(request)
             count = len(payloads.payloads)
             result = await self._run_codec(operation, namespace, payloads)
-            response = web.Response(
-                body=json_format.MessageToJson(result, indent=None).encode(),
-                content_type="application/json", headers=self.cors_headers(request))
+            response = web.Response(body=dump_payloads(result.payloads),
+                                    content_type="application/json",
+                                    headers=self.cors_headers(request))
             outcome = "ok"
         except RequestFailed as failure:
             response = self._error(request, failure.status, failure.message)
@@ -186,8 +186,8 @@ class CodecServer:
             raise RequestFailed(413, f"request body exceeds {self.settings.max_body_bytes} bytes",
                                 "too_large") from None
         try:
-            return json_format.Parse(body, Payloads())
-        except (json_format.ParseError, UnicodeDecodeError) as exc:
+            return parse_payloads(body)
+        except PayloadsJsonError as exc:
             raise RequestFailed(400, f"body is not proto3 JSON Payloads: {_short(exc)}",
                                 "bad_request") from None
 

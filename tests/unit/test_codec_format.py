@@ -109,3 +109,13 @@ def test_bad_vault_ciphertexts_are_rejected(text: str) -> None:
     """Strings that are not Transit ciphertexts are refused, not half-parsed."""
     with pytest.raises(PayloadFormatError):
         vault_ciphertext_bytes(text)
+
+
+@pytest.mark.parametrize("name", ["keyward-key", "keyward-key-version", "keyward-scheme",
+                                  "keyward-compression"])
+def test_empty_metadata_values_are_rejected(name: str) -> None:
+    """A present but empty value is malformed, reported as such (not a crash)."""
+    meta = EncryptedHeader(key="k", key_version=1, scheme="direct", compression="none").metadata()
+    meta[name] = b""
+    with pytest.raises(PayloadFormatError):
+        parse_header(Payload(metadata=meta, data=b""))
