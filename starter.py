@@ -1,8 +1,10 @@
-"""keyward's operator CLI: runs keyward workflows through Temporal.
+"""keyward's operator CLI: runs keyward workflows and manages their Schedules through Temporal.
 
-    python starter.py inspect-key default      # show a Transit key's versions via the worker
-
-Later subcommands (schedules, rotate-key, renew-cert, pki, status) join here.
+    python starter.py schedules apply [--prune]   # one rotation Schedule per configured key
+    python starter.py schedules list
+    python starter.py rotate-key KEY              # rotate now (same workflow as the schedule)
+    python starter.py status                      # versions, next rotation, NIST budget used
+    python starter.py inspect-key KEY             # a Transit key's versions via the worker
 """
 
 from __future__ import annotations
@@ -11,43 +13,140 @@ import argparse
 import asyncio
 import json
 import sys
+import time
 import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 
 from temporalio.client import Client
+from temporalio.service import RPCError, RPCStatusCode
 
-from activities.transit_keys import ReadKeyInput, TransitKeyInfo
+from activities.transit_keys import ReadKeyInput, TransitKeyActivities, TransitKeyInfo
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
 from keyward.errors import ConfigError, KeywardError
 from keyward.log import configure_logging
-from keyward.vault.client import connect_vault
+from keyward.policy.cadence import format_interval
+from keyward.rotation.inputs import rotate_input
+from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
+from keyward.vault.client import VaultSession, connect_vault
+from workflows.ids import ledger_workflow_id, manual_rotation_workflow_id, rotation_schedule_id
 from workflows.inspect_key import InspectTransitKey
+from workflows.key_ledger import LedgerState, TransitKeyLedger
+from workflows.rotate_key import RotateKeyResult, RotateTransitKey
 
 
 @asynccontextmanager
-async def temporal_client(settings: Settings) -> AsyncIterator[Client]:
-    """A Temporal client that encrypts like the worker does (same converter, same keys)."""
+async def connected(settings: Settings) -> AsyncIterator[tuple[Client, VaultSession]]:
+    """A Temporal client that encrypts like the worker does, and the Vault session behind it."""
     with connect_vault(settings.vault, renew=False) as vault:
         codec = encrypting_converter(settings, vault)
         try:
-            yield await connect_temporal(settings.temporal, data_converter=codec.converter)
+            yield await connect_temporal(settings.temporal, data_converter=codec.converter), vault
         finally:
             await codec.close()
 
 
 async def inspect_key(settings: Settings, key: str) -> TransitKeyInfo:
-    async with temporal_client(settings) as client:
+    async with connected(settings) as (client, _):
         return await client.execute_workflow(
-            InspectTransitKey.run,
-            ReadKeyInput(key=key, mount=settings.vault.transit_mount),
-            id=f"inspect-key-{key}-{uuid.uuid4().hex[:8]}",
+            InspectTransitKey.run, ReadKeyInput(key=key, mount=settings.vault.transit_mount),
+            id=f"keyward/inspect/{key}/{uuid.uuid4().hex[:8]}",
+            task_queue=settings.temporal.task_queue)
+
+
+async def rotate_key(settings: Settings, key: str) -> RotateKeyResult:
+    async with connected(settings) as (client, _):
+        mount = settings.vault.transit_mount
+        return await client.execute_workflow(
+            RotateTransitKey.run, rotate_input(settings, key, reason="manual"),
+            id=manual_rotation_workflow_id(mount, key, uuid.uuid4().hex[:8]),
             task_queue=settings.temporal.task_queue,
-        )
+            static_summary=f"manual rotation of {mount}/{key}")
+
+
+async def schedules_apply(settings: Settings, *, prune: bool) -> int:
+    if not settings.rotation.keys:
+        print("no keys under [rotation] keys: nothing to schedule", file=sys.stderr)
+    async with connected(settings) as (client, _):
+        for change in await apply_schedules(client, settings, prune=prune):
+            print(f"{change.change:<10} {change.schedule_id}  {change.detail}")
+    return 0
+
+
+async def schedules_list(settings: Settings) -> int:
+    async with connected(settings) as (client, _):
+        found = await list_rotation_schedules(client)
+    if not found:
+        print("no keyward rotation schedules")
+    for info in found:
+        every = format_interval(info.interval) if info.interval else "?"
+        nxt = info.next_run.isoformat(timespec="seconds") if info.next_run else "-"
+        paused = " (paused)" if info.paused else ""
+        print(f"{info.schedule_id}  every {every}  next {nxt}{paused}\n    {info.note}")
+    return 0
+
+
+@dataclass(frozen=True)
+class KeyStatus:
+    key: str
+    latest_version: int
+    latest_age: str
+    decryption_floor: int
+    next_rotation: str
+    budget_used: str
+
+
+def _age(seconds: float) -> str:
+    days, rest = divmod(int(seconds), 86_400)
+    return f"{days}d {rest // 3600}h" if days else f"{rest // 3600}h {rest % 3600 // 60}m"
+
+
+async def key_status(client: Client, vault: VaultSession, settings: Settings,
+                     key: str) -> KeyStatus:
+    mount = settings.vault.transit_mount
+    info = await asyncio.to_thread(TransitKeyActivities(vault.client).read_transit_key,
+                                   ReadKeyInput(key, mount))
+    created = info.version_created.get(info.latest_version, 0)
+    next_rotation = "no schedule"
+    try:
+        described = await client.get_schedule_handle(rotation_schedule_id(mount, key)).describe()
+        if described.info.next_action_times:
+            next_rotation = described.info.next_action_times[0].isoformat(timespec="minutes")
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    budget_used = "no reports yet"
+    try:
+        ledger: LedgerState = await client.get_workflow_handle(
+            ledger_workflow_id(mount, key)).query(TransitKeyLedger.usage)
+        used = ledger.counts.get(info.latest_version, 0)
+        budget_used = f"{used:,} of {ledger.budget:,} ({used / ledger.budget:.4%})"
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+    return KeyStatus(key=key, latest_version=info.latest_version,
+                     latest_age=_age(time.time() - created),
+                     decryption_floor=info.min_decryption_version,
+                     next_rotation=next_rotation, budget_used=budget_used)
+
+
+async def status(settings: Settings, keys: Sequence[str]) -> int:
+    keys = list(keys) or sorted(settings.rotation.keys) or ["default"]
+    async with connected(settings) as (client, vault):
+        rows = [await key_status(client, vault, settings, key) for key in keys]
+    headers = ("key", "version", "age", "floor", "next rotation", "NIST budget used (latest)")
+    table = [headers] + [(r.key, f"v{r.latest_version}", r.latest_age, f"v{r.decryption_floor}",
+                          r.next_rotation, r.budget_used) for r in rows]
+    widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
+    for row in table:
+        print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
+    print(f"\nas of {datetime.now(UTC).isoformat(timespec='seconds')}")
+    return 0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -57,7 +156,31 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     commands = parser.add_subparsers(dest="command", required=True)
     inspect = commands.add_parser("inspect-key", help="show a Transit key through the worker")
     inspect.add_argument("key")
+    rotate = commands.add_parser("rotate-key", help="rotate a Transit key now")
+    rotate.add_argument("key")
+    show = commands.add_parser("status", help="versions, next rotation, budget used per key")
+    show.add_argument("keys", nargs="*", help="keys to show (default: the configured ones)")
+    schedules = commands.add_parser("schedules", help="rotation Schedules")
+    actions = schedules.add_subparsers(dest="action", required=True)
+    apply = actions.add_parser("apply", help="create or update one Schedule per configured key")
+    apply.add_argument("--prune", action="store_true",
+                       help="also delete schedules of keys no longer configured")
+    actions.add_parser("list", help="list keyward's rotation Schedules")
     return parser.parse_args(argv)
+
+
+async def dispatch(settings: Settings, args: argparse.Namespace) -> int:
+    if args.command == "inspect-key":
+        print(json.dumps(asdict(await inspect_key(settings, args.key)), indent=2))
+    elif args.command == "rotate-key":
+        print(json.dumps(asdict(await rotate_key(settings, args.key)), indent=2, default=str))
+    elif args.command == "status":
+        return await status(settings, args.keys)
+    elif args.action == "apply":
+        return await schedules_apply(settings, prune=args.prune)
+    else:
+        return await schedules_list(settings)
+    return 0
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,16 +188,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = load_settings(args.config)
         configure_logging(settings.logging)
-        if args.command == "inspect-key":
-            info = asyncio.run(inspect_key(settings, args.key))
-            print(json.dumps(asdict(info), indent=2))
+        return asyncio.run(dispatch(settings, args))
     except ConfigError as exc:
         print(f"keyward: {exc}", file=sys.stderr)
         return 2
     except KeywardError as exc:
         print(f"keyward: {exc}", file=sys.stderr)
         return 1
-    return 0
 
 
 if __name__ == "__main__":

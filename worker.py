@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import concurrent.futures
+import contextlib
 import os
 import signal
 import sys
@@ -22,13 +23,14 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
-from keyward.codec.converter import CodecBundle, encrypting_converter
-from keyward.codecserver.runner import RunningCodecServer, start_codec_server
+from keyward.codec.converter import encrypting_converter
+from keyward.codecserver.runner import start_codec_server
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
 from keyward.devstack.stack import LocalStack, start_local_stack
 from keyward.errors import ConfigError, KeywardError
 from keyward.log import bind_context, configure_logging, get_logger
+from keyward.rotation.reporter import UsageReporter
 from keyward.vault.client import VaultSession, connect_vault
 from workflows import ALL_WORKFLOWS
 
@@ -49,50 +51,54 @@ def build_worker(client: Client, settings: Settings, vault: VaultSession,
 
 
 async def run(settings: Settings, *, dev: bool) -> int:
-    log = get_logger("keyward.worker")
-    env = dict(os.environ)
-    stack: LocalStack | None = None
-    vault: VaultSession | None = None
-    codec: CodecBundle | None = None
-    codec_server: RunningCodecServer | None = None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
-    try:
+    env = dict(os.environ)
+    # Everything acquired below is released in reverse order on every way out.
+    async with contextlib.AsyncExitStack() as resources:
+        stack: LocalStack | None = None
         if dev:
             stack = await start_local_stack(settings, env)
+            resources.callback(stack.stop)
             settings, env = stack.settings, stack.env
             stack.describe(sys.stdout)
         vault = await asyncio.to_thread(connect_vault, settings.vault)
+        resources.callback(vault.close)
         codec = encrypting_converter(settings, vault, env)
+        resources.push_async_callback(codec.close)
         client = await connect_temporal(settings.temporal, env=env, data_converter=codec.converter)
-        with concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS,
-                                                   thread_name_prefix="activity") as executor:
-            if stack is not None and stack.codec_server is not None:
-                codec_server = await start_codec_server(stack.codec_server, codec.codec)
-            worker = build_worker(client, settings, vault, executor)
-            running = asyncio.create_task(worker.run())
-            log.info("worker started", task_queue=settings.temporal.task_queue,
-                     namespace=client.namespace, temporal=env.get("TEMPORAL_ADDRESS"),
-                     vault=settings.vault.address, codec_mode=settings.codec.mode)
-            stopped = asyncio.create_task(stop.wait())
-            done, _ = await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
-            if running in done:
-                running.result()  # the worker failed on its own: surface why
-                return 1
-            log.info("shutting down: finishing in-flight tasks")
-            await worker.shutdown()
-            log.info("worker stopped")
-    finally:
-        if codec_server is not None:
-            await codec_server.stop()
-        if codec is not None:
-            await codec.close()
-        if vault is not None:
-            vault.close()
-        if stack is not None:
-            stack.stop()
+        executor = resources.enter_context(concurrent.futures.ThreadPoolExecutor(
+            ACTIVITY_THREADS, thread_name_prefix="activity"))
+        if stack is not None and stack.codec_server is not None:
+            codec_server = await start_codec_server(stack.codec_server, codec.codec)
+            resources.push_async_callback(codec_server.stop)
+        reporter = UsageReporter(client, settings, codec.usage)
+        reporter.start()
+        resources.push_async_callback(reporter.stop)  # flushes the last counts
+        worker = build_worker(client, settings, vault, executor)
+        get_logger("keyward.worker").info(
+            "worker started", task_queue=settings.temporal.task_queue,
+            namespace=client.namespace, temporal=env.get("TEMPORAL_ADDRESS"),
+            vault=settings.vault.address, codec_mode=settings.codec.mode)
+        return await run_until_stopped(worker, stop)
+    return 0  # pragma: no cover - the exit stack does not swallow exceptions
+
+
+async def run_until_stopped(worker: Worker, stop: asyncio.Event) -> int:
+    """Run the worker until a signal; exit 1 if it fails on its own."""
+    log = get_logger("keyward.worker")
+    running = asyncio.create_task(worker.run())
+    stopped = asyncio.create_task(stop.wait())
+    done, _ = await asyncio.wait({running, stopped}, return_when=asyncio.FIRST_COMPLETED)
+    if running in done:
+        stopped.cancel()
+        running.result()  # the worker failed on its own: surface why
+        return 1
+    log.info("shutting down: finishing in-flight tasks")
+    await worker.shutdown()
+    log.info("worker stopped")
     return 0
 
 

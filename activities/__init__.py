@@ -7,13 +7,16 @@ from typing import Any
 
 import hvac
 
+from activities.temporal_history import TemporalHistoryActivities
 from activities.transit_keys import TransitKeyActivities
 
 
 def build_activities(*, vault: hvac.Client) -> list[Callable[..., Any]]:
     """The bound activity methods the worker registers, built around shared clients."""
     transit = TransitKeyActivities(vault)
-    return [transit.read_transit_key]
+    history = TemporalHistoryActivities()
+    return [transit.read_transit_key, transit.rotate_transit_key, transit.set_decryption_floor,
+            history.describe_history_window, history.rewrap_schedule_inputs]
 
 
 __all__ = ["build_activities"]

@@ -6,10 +6,14 @@ thread pool, never on the event loop.
 
 from __future__ import annotations
 
+import threading
+from collections import defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import hvac
 from temporalio import activity
+from temporalio.exceptions import ApplicationError
 
 from keyward.temporal.failures import as_application_error
 from keyward.vault.errors import VaultError, vault_errors
@@ -36,22 +40,99 @@ class TransitKeyInfo:
     version_created: dict[int, int]
 
 
+@dataclass(frozen=True)
+class RotateRequest:
+    key: str
+    mount: str
+    #: The latest version the workflow saw. The activity rotates only if Vault still has
+    #: it, so a retried attempt whose first rotation succeeded does not rotate twice.
+    expected_latest: int
+
+
+@dataclass(frozen=True)
+class FloorRequest:
+    key: str
+    mount: str
+    min_decryption_version: int
+    #: Also remove versions below the floor from Vault (min_available_version). Irreversible.
+    trim: bool = False
+
+
 class TransitKeyActivities:
     """Holds the Vault client the activities share; registered as bound methods."""
 
     def __init__(self, vault: hvac.Client) -> None:
         self._vault = vault
+        # Vault has no compare-and-swap on rotate: serialise read-then-rotate per key within
+        # this worker. Across workers, per-trigger workflow ids keep triggers from racing.
+        self._rotation_locks: defaultdict[tuple[str, str], threading.Lock] = \
+            defaultdict(threading.Lock)
 
     @activity.defn(name="ReadTransitKey")
     def read_transit_key(self, request: ReadKeyInput) -> TransitKeyInfo:
+        return self._read(request.key, request.mount)
+
+    @activity.defn(name="RotateTransitKey")
+    def rotate_transit_key(self, request: RotateRequest) -> TransitKeyInfo:
+        """Compare-and-rotate: rotate only if the latest version is still the expected one."""
+        with self._rotation_locks[(request.mount, request.key)]:
+            return self._rotate_if_current(request)
+
+    def _rotate_if_current(self, request: RotateRequest) -> TransitKeyInfo:
+        current = self._read(request.key, request.mount)
+        if current.latest_version > request.expected_latest:
+            activity.logger.info("key %s already rotated past v%d (now v%d); not rotating again",
+                                 request.key, request.expected_latest, current.latest_version)
+            return current
+        self._call(f"rotate transit key {request.mount}/{request.key}",
+                   lambda: self._vault.secrets.transit.rotate_key(name=request.key,
+                                                                  mount_point=request.mount))
+        return self._read(request.key, request.mount)
+
+    @activity.defn(name="SetDecryptionFloor")
+    def set_decryption_floor(self, request: FloorRequest) -> TransitKeyInfo:
+        """Raise min_decryption_version (never lower it); optionally trim below it."""
+        current = self._read(request.key, request.mount)
+        floor = request.min_decryption_version
+        if floor > current.latest_version:
+            raise ApplicationError(f"refusing floor v{floor} above latest v"
+                                   f"{current.latest_version} of {request.key}",
+                                   type="InvalidFloor", non_retryable=True)
+        if floor > current.min_decryption_version:
+            self._call(f"raise decryption floor of {request.mount}/{request.key}",
+                       lambda: self._vault.secrets.transit.update_key_configuration(
+                           name=request.key, mount_point=request.mount,
+                           min_decryption_version=floor))
+        if request.trim and floor > current.min_available_version:
+            # Vault's trim needs min_encryption_version set too; the latest version keeps it valid.
+            self._call(f"trim {request.mount}/{request.key}", lambda: self._trim(request, floor))
+        return self._read(request.key, request.mount)
+
+    def _trim(self, request: FloorRequest, floor: int) -> None:
+        current = self._read(request.key, request.mount)
+        if current.min_encryption_version < floor:
+            self._vault.secrets.transit.update_key_configuration(
+                name=request.key, mount_point=request.mount,
+                min_encryption_version=current.latest_version)
+        self._vault.secrets.transit.trim_key(name=request.key, min_version=floor,
+                                             mount_point=request.mount)
+
+    def _call(self, operation: str, call: Callable[[], object]) -> None:
         try:
-            with vault_errors(f"read transit key {request.mount}/{request.key}"):
-                data = self._vault.secrets.transit.read_key(name=request.key,
-                                                            mount_point=request.mount)["data"]
+            with vault_errors(operation):
+                call()
+        except VaultError as exc:
+            raise as_application_error(exc) from exc
+
+    def _read(self, key: str, mount: str) -> TransitKeyInfo:
+        try:
+            with vault_errors(f"read transit key {mount}/{key}"):
+                data = self._vault.secrets.transit.read_key(name=key,
+                                                            mount_point=mount)["data"]
         except VaultError as exc:
             raise as_application_error(exc) from exc
         return TransitKeyInfo(
-            name=request.key,
+            name=key,
             type=str(data["type"]),
             latest_version=int(data["latest_version"]),
             min_decryption_version=int(data["min_decryption_version"]),

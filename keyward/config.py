@@ -216,6 +216,37 @@ class CodecServerSettings:
         return "https" if self.tls_cert else "http"
 
 
+def _fraction(value: Any) -> str | None:
+    return None if 0 < value <= 1 else "must be greater than 0 and at most 1"
+
+
+@dataclass(frozen=True, kw_only=True)
+class RotationSettings:
+    """Transit key rotation: cadence inputs, the decryption floor and the usage ledger."""
+
+    #: Transit key → expected encryptions per day (payloads in direct mode, data keys in
+    #: envelope mode). Each key listed gets a rotation Schedule and a usage ledger.
+    keys: dict[str, float] = field(default_factory=dict)
+    #: Share of NIST's 2^32 encryptions per key version that keyward lets a version use.
+    safety_factor: float = field(default=0.5, metadata=_check(_fraction))
+    max_key_age_days: float = field(default=90.0, metadata=_check(_positive))
+    #: The ledger starts a rotation when a version has used this share of its budget.
+    ledger_rotate_at: float = field(default=0.9, metadata=_check(_fraction))
+    ledger_report_seconds: float = field(default=30.0, metadata=_check(_positive))
+    #: Raise min_decryption_version once Temporal can no longer hold a version's payloads.
+    raise_decryption_floor: bool = True
+    retention_buffer_hours: float = field(default=24.0, metadata=_check(_positive))
+    #: Also trim key versions below the floor from Vault (irreversible): off unless asked.
+    trim_archived_versions: bool = False
+    catchup_window_minutes: float = field(default=60.0, metadata=_check(_positive))
+
+    def __post_init__(self) -> None:
+        for key, rate in self.keys.items():
+            if not rate > 0:
+                raise ConfigError(f"rotation.keys.{key}",
+                                  "expected encryptions per day must be greater than 0")
+
+
 @dataclass(frozen=True, kw_only=True)
 class DevstackSettings:
     """The embedded local stack that ``worker.py --dev`` starts."""
@@ -244,6 +275,7 @@ class Settings:
     vault: VaultSettings = field(default_factory=VaultSettings)
     codec: CodecSettings = field(default_factory=CodecSettings)
     codec_server: CodecServerSettings = field(default_factory=CodecServerSettings)
+    rotation: RotationSettings = field(default_factory=RotationSettings)
     devstack: DevstackSettings = field(default_factory=DevstackSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     #: Where the settings came from, for messages ("from /etc/keyward.toml").
@@ -255,6 +287,7 @@ _SECTIONS: Final[dict[str, type[Any]]] = {
     "vault": VaultSettings,
     "codec": CodecSettings,
     "codec_server": CodecServerSettings,
+    "rotation": RotationSettings,
     "devstack": DevstackSettings,
     "logging": LoggingSettings,
 }
@@ -405,11 +438,13 @@ def _convert(name: str, hint: Any, value: Any) -> Any:
             raise ConfigError(name, f"must be a list of strings (got {_shown(name, value)})")
         return tuple(i.strip() for i in items if i.strip())
     if origin is dict:
-        return _convert_mapping(name, value)
+        value_type = get_args(hint)[1]
+        return {key: _convert(f"{name}.{key}", value_type, item)
+                for key, item in _convert_mapping(name, value).items()}
     raise ConfigError(name, f"unsupported setting type {hint!r}")  # pragma: no cover
 
 
-def _convert_mapping(name: str, value: Any) -> dict[str, str]:
+def _convert_mapping(name: str, value: Any) -> dict[str, Any]:
     if isinstance(value, str):  # from the environment: "ns1=key1,ns2=key2"
         pairs: dict[str, Any] = {}
         for item in filter(None, (part.strip() for part in value.split(","))):
@@ -420,7 +455,4 @@ def _convert_mapping(name: str, value: Any) -> dict[str, str]:
         value = pairs
     if not isinstance(value, dict):
         raise ConfigError(name, f"must be a table of strings (got {value!r})")
-    for key, item in value.items():
-        if not isinstance(item, str):
-            raise ConfigError(f"{name}.{key}", f"must be a string (got {item!r})")
     return dict(value)

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from typing import Final, Self
 
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     ActivitySerializationContext,
@@ -160,15 +161,25 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
     async def _encode_envelope(self, key: str, payloads: Sequence[Payload]) -> list[Payload]:
         prepared = self._plaintexts(payloads)
         data_keys = await self._state.encode_keys.reserve(key, len(payloads))
+        # Payloads under one data key share their metadata: fill a template once and copy
+        # it (protobuf fills a 7-entry map slowly; CopyFrom is one C call).
+        templates: dict[tuple[int, Compression], tuple[Payload, bytes]] = {}
         out: list[Payload] = []
         for (data, comp), data_key in zip(prepared, data_keys, strict=True):
-            header = EncryptedHeader(key=key, key_version=data_key.key_version,
-                                     scheme="envelope", compression=comp,
-                                     wrapped_key=data_key.wrapped)
+            template = templates.get((id(data_key), comp))
+            if template is None:
+                header = EncryptedHeader(key=key, key_version=data_key.key_version,
+                                         scheme="envelope", compression=comp,
+                                         wrapped_key=data_key.wrapped)
+                template = (Payload(metadata=header.metadata()),
+                            associated_data(self.namespace, key, "envelope", comp))
+                templates[(id(data_key), comp)] = template
+            metadata_only, aad = template
             nonce = os.urandom(NONCE_BYTES)
-            aad = associated_data(self.namespace, key, "envelope", header.compression)
-            sealed = data_key.aead.encrypt(nonce, data, aad)
-            out.append(Payload(metadata=header.metadata(), data=nonce + sealed))
+            payload = Payload()
+            payload.CopyFrom(metadata_only)
+            payload.data = nonce + data_key.aead.encrypt(nonce, data, aad)
+            out.append(payload)
         return out
 
     # ---- decode -------------------------------------------------------------------------
@@ -231,14 +242,18 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
             for text, plain_key in zip(wrapped, plain_keys, strict=True):
                 cache.put(text, plain_key)
 
+        # One cache lookup per distinct data key, not per payload.
+        aeads: dict[str, AESGCM | None] = {}
         for index, header in entries:
             assert header.wrapped_key is not None
-            aead = cache.get(header.wrapped_key)
+            if header.wrapped_key not in aeads:
+                aeads[header.wrapped_key] = cache.get(header.wrapped_key)
+            aead = aeads[header.wrapped_key]
             if aead is None:  # evicted between fetch and use: only with a tiny cache
                 self._check_wrapped_version(header, header.wrapped_key)
                 (plain_key,) = await self._state.transit.decrypt(
                     header.key, [DecryptItem(header.wrapped_key)])
-                aead = cache.put(header.wrapped_key, plain_key)
+                aead = aeads[header.wrapped_key] = cache.put(header.wrapped_key, plain_key)
             data = payloads[index].data
             aad = associated_data(self.namespace, header.key, "envelope", header.compression)
             try:

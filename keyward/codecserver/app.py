@@ -66,10 +66,13 @@ class CodecServerMetrics:
 class RequestFailed(Exception):
     """An expected failure with its HTTP status, a public message and an audit outcome."""
 
-    def __init__(self, status: int, message: str, outcome: str) -> None:
+    def __init__(self, status: int, message: str, outcome: str, *,
+                 subject: str | None = None) -> None:
         self.status = status
         self.message = message
         self.outcome = outcome
+        #: Who was refused, when known (a 403): the audit line must say who was denied.
+        self.subject = subject
         super().__init__(message)
 
 
@@ -156,6 +159,7 @@ class CodecServer:
         except RequestFailed as failure:
             response = self._error(request, failure.status, failure.message)
             outcome = failure.outcome
+            subject = failure.subject or subject
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(operation, outcome).inc()
         self.metrics.latency.labels(operation, outcome).observe(elapsed)
@@ -176,7 +180,8 @@ class CodecServer:
         if not identity.permissions.allows(operation, namespace):
             needed = "read" if operation == "decode" else "write"
             raise RequestFailed(403, f"{operation} needs the {needed} role (or higher) on "
-                                f"namespace {namespace!r}", "forbidden")
+                                f"namespace {namespace!r}", "forbidden",
+                                subject=identity.subject)
         return identity
 
     async def _read_payloads(self, request: web.Request) -> Payloads:

@@ -91,8 +91,10 @@ class JwksCache:
     async def _refresh(self, *, force: bool) -> None:
         async with self._lock:
             now = self._clock()
-            if not force and self._fetched_at is not None \
-                    and now - self._fetched_at < self._min_refresh:
+            # Re-checked under the lock: requests that queued up behind a refresh must not
+            # each fetch again (a stale cache under load would otherwise fetch once per request).
+            if self._fetched_at is not None and now - self._fetched_at < (
+                    self._max_age if force else self._min_refresh):
                 return  # fetched recently: an unknown kid now is the token's problem
             try:
                 async with aiohttp.ClientSession(timeout=self._timeout) as session, \
@@ -135,7 +137,7 @@ class JwtVerifier:
         token = _bearer_token(authorization)
         try:
             header = jwt.get_unverified_header(token)
-        except jwt.DecodeError:
+        except jwt.InvalidTokenError:  # DecodeError, and e.g. a "kid" that is not a string
             raise AuthError("malformed token") from None
         alg = header.get("alg")
         if alg not in self._algorithms:
@@ -165,6 +167,10 @@ class JwtVerifier:
             raise AuthError("token signature invalid") from None
         except jwt.PyJWTError:
             raise AuthError("token invalid") from None
+        except TypeError:
+            # PyJWT raises TypeError when the key is of another type than ``alg`` needs
+            # (an ES256 token against an RSA key): the caller's fault, not a server error.
+            raise AuthError("token algorithm does not match its key") from None
         subject = claims.get("sub")
         if not isinstance(subject, str):
             raise AuthError("token 'sub' claim must be a string")
@@ -201,7 +207,7 @@ def _parse_jwks(document: Any) -> dict[str, VerificationKey]:
             continue  # encryption keys, private keys and symmetric secrets never verify tokens
         try:
             parsed = jwt.PyJWK.from_dict(entry)
-        except jwt.PyJWKError:
+        except jwt.PyJWTError:  # PyJWKError, and InvalidKeyError for malformed key material
             continue
         declared = entry.get("alg")
         keys[entry["kid"]] = VerificationKey(parsed.key,

@@ -9,7 +9,10 @@ logged, and the old pair keeps serving.
 
 from __future__ import annotations
 
+import contextlib
+import os
 import ssl
+from collections.abc import Iterator
 from pathlib import Path
 
 from cryptography import x509
@@ -27,6 +30,24 @@ def _server_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLCon
         context.load_verify_locations(cafile=str(client_ca))
         context.verify_mode = ssl.CERT_REQUIRED
     return context
+
+
+@contextlib.contextmanager
+def _snapshot(cert: Path, key: Path) -> Iterator[tuple[Path, Path]]:
+    """The pair's current bytes as readable paths, the key in memory only (memfd)."""
+    cert_bytes, key_bytes = cert.read_bytes(), key.read_bytes()
+    descriptors: list[int] = []
+    try:
+        paths: list[Path] = []
+        for name, data in (("cert", cert_bytes), ("key", key_bytes)):
+            fd = os.memfd_create(f"keyward-tls-{name}", os.MFD_CLOEXEC)
+            descriptors.append(fd)
+            os.write(fd, data)
+            paths.append(Path(f"/proc/self/fd/{fd}"))
+        yield paths[0], paths[1]
+    finally:
+        for fd in descriptors:
+            os.close(fd)
 
 
 def certificate_summary(cert: Path) -> dict[str, str]:
@@ -52,8 +73,12 @@ class ReloadingServerTLS:
 
     async def reload(self) -> bool:
         try:
-            _server_context(self._cert, self._key, None)  # validate the pair on its own first
-            self.context.load_cert_chain(self._cert, self._key)
+            with _snapshot(self._cert, self._key) as (cert, key):
+                # The scratch and the live context load the very same bytes: the files may
+                # change again between two reads, and a failed load leaves a live context
+                # with a certificate but no key.
+                _server_context(cert, key, None)
+                self.context.load_cert_chain(cert, key)
         except (ssl.SSLError, OSError, ValueError) as exc:
             self.failures += 1
             self._log.error("new codec server certificate refused; keeping the old one",

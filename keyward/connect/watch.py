@@ -74,5 +74,5 @@ class ContentWatcher:
             await asyncio.sleep(self._interval)
             try:
                 await self.check_now()
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - a watcher must outlive one bad reload
                 self._log.error("reload handler failed", error=f"{type(exc).__name__}: {exc}")

@@ -130,3 +130,15 @@ def test_codec_rejects_empty_key_names() -> None:
     """A namespace mapped to an empty key name is refused."""
     with pytest.raises(ConfigError, match=r"codec\.keys\.ns"):
         CodecSettings(keys={"ns": ""})
+
+
+def test_mapping_values_are_typed(tmp_path: Path) -> None:
+    """Table values are checked per entry and named by their full path."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, '[codec]\nkeys = { "ns" = 1 }\n'), env={})
+    assert caught.value.setting == "codec.keys.ns"
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, '[rotation]\nkeys = { "default" = -5 }\n'), env={})
+    assert caught.value.setting == "rotation.keys.default"
+    rates = load_settings(write(tmp_path, '[rotation]\nkeys = { "default" = 4e7 }\n'), env={})
+    assert rates.rotation.keys == {"default": 40_000_000.0}

@@ -75,7 +75,7 @@ class DevVault:
             return json_response(500, internal_error(exc.message).body())
         except web.HTTPRequestEntityTooLarge:
             return json_response(413, {"errors": ["http: request body too large"]})
-        except Exception:  # the HTTP boundary: log it, answer 500, never leak a traceback
+        except Exception:  # noqa: BLE001 - HTTP boundary: log, answer 500, never leak a traceback
             _LOG.exception("unexpected failure serving %s %s", request.method, request.path)
             return json_response(500, internal_error("internal error").body())
         if reply is None:
@@ -184,7 +184,7 @@ async def _sweep_forever(vault: DevVault, interval: float) -> None:
         await asyncio.sleep(interval)
         try:
             vault.sweep()
-        except Exception:  # keep sweeping; one failed save must not stop rotation for good
+        except Exception:  # noqa: BLE001 - one failed save must not stop rotation for good
             _LOG.exception("background sweep failed")
 
 

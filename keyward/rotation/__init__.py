@@ -1,0 +1,1 @@
+"""Client-side rotation plumbing: workflow inputs from settings, schedules, usage reports."""

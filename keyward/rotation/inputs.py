@@ -1,0 +1,51 @@
+"""Workflow inputs derived from settings, in one place for schedules, ledger and CLI."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from keyward.config import Settings
+from keyward.policy.cadence import Cadence, rotation_cadence, version_budget
+from workflows.key_ledger import LedgerInput
+from workflows.rotate_key import RotateKeyInput
+
+#: Payloads may still be encrypted under the old version for as long as an envelope
+#: data key lives after the rotation; this margin covers clock skew and slow writers.
+GRACE_MARGIN_SECONDS = 300
+
+
+def namespaces_using(settings: Settings, key: str) -> list[str]:
+    """Namespaces whose payloads a Transit key encrypts (codec.keys, else same name)."""
+    mapped = sorted(ns for ns, k in settings.codec.keys.items() if k == key)
+    if key not in settings.codec.keys:
+        mapped.append(key)  # a namespace named like the key uses it unless remapped
+    return sorted(set(mapped))
+
+
+def cadence_for(settings: Settings, key: str, rate_per_day: float) -> Cadence:
+    del key  # one policy for all keys today; the key is here for per-key settings later
+    rotation = settings.rotation
+    return rotation_cadence(rate_per_day, safety_factor=rotation.safety_factor,
+                            max_key_age=timedelta(days=rotation.max_key_age_days))
+
+
+def rotate_input(settings: Settings, key: str, *, reason: str,
+                 min_version_age: timedelta = timedelta(0)) -> RotateKeyInput:
+    rotation = settings.rotation
+    grace = int(settings.codec.datakey_max_age_seconds) + GRACE_MARGIN_SECONDS
+    return RotateKeyInput(
+        key=key, mount=settings.vault.transit_mount, reason=reason,
+        min_version_age_seconds=int(min_version_age.total_seconds()),
+        raise_decryption_floor=rotation.raise_decryption_floor,
+        namespaces=namespaces_using(settings, key),
+        retention_buffer_seconds=int(rotation.retention_buffer_hours * 3600),
+        encryption_grace_seconds=grace,
+        trim_archived_versions=rotation.trim_archived_versions,
+    )
+
+
+def ledger_input(settings: Settings, key: str) -> LedgerInput:
+    return LedgerInput(key=key, mount=settings.vault.transit_mount,
+                       budget=version_budget(settings.rotation.safety_factor),
+                       rotate_at=settings.rotation.ledger_rotate_at,
+                       rotation=rotate_input(settings, key, reason="budget"))

@@ -1,0 +1,77 @@
+"""Periodic reports of a process's encryption counts to the per-key ledger workflows.
+
+Runs beside the codec in the worker (and any long-lived encrypting process). Each
+report is a signal-with-start, so the ledger is created by the first report and
+found by every later one. A failed report puts its counts back, so nothing is
+lost; it is retried at the next interval.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from collections import defaultdict
+
+from temporalio.client import Client
+
+from keyward.codec.usage import UsageCounters, UsageSample
+from keyward.config import Settings
+from keyward.log import get_logger
+from keyward.rotation.inputs import ledger_input
+from workflows.ids import ledger_workflow_id
+from workflows.key_ledger import TransitKeyLedger, UsageReport, VersionCount
+
+
+class UsageReporter:
+    def __init__(self, client: Client, settings: Settings, usage: UsageCounters) -> None:
+        self._client = client
+        self._settings = settings
+        self._usage = usage
+        self._reporter = f"{socket.gethostname()}:{os.getpid()}"
+        self._task: asyncio.Task[None] | None = None
+        self._log = get_logger("keyward.rotation.reporter")
+        self.reports_sent = 0
+
+    def start(self) -> None:
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="usage-reporter")
+
+    async def stop(self) -> None:
+        """Stop and send what was counted since the last report."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self.flush()
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self._settings.rotation.ledger_report_seconds)
+            await self.flush()
+
+    async def flush(self) -> None:
+        samples = self._usage.drain()
+        by_key: dict[str, list[UsageSample]] = defaultdict(list)
+        for sample in samples:
+            by_key[sample.key].append(sample)
+        for key, key_samples in by_key.items():
+            try:
+                await self._send(key, key_samples)
+            except Exception as exc:  # noqa: BLE001 - any failure: keep the counts, retry later
+                self._usage.restore(key_samples)
+                self._log.warning("usage report failed; will retry", key=key,
+                                  error=f"{type(exc).__name__}: {exc}")
+
+    async def _send(self, key: str, samples: list[UsageSample]) -> None:
+        report = UsageReport(reporter=self._reporter,
+                             counts=[VersionCount(s.version, s.encryptions) for s in samples])
+        await self._client.start_workflow(
+            TransitKeyLedger.run, ledger_input(self._settings, key),
+            id=ledger_workflow_id(self._settings.vault.transit_mount, key),
+            task_queue=self._settings.temporal.task_queue,
+            start_signal="report", start_signal_args=[report],
+            static_summary=f"encryption counts of Transit key {key}")
+        self.reports_sent += 1

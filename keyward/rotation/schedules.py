@@ -1,0 +1,166 @@
+"""One Temporal Schedule per configured Transit key, applied idempotently.
+
+``apply_schedules`` creates missing schedules, leaves matching ones alone,
+updates an existing one in place when only its workflow input changed, and
+recreates it when its cadence changed (a schedule's memo cannot be updated, and
+the memo must keep explaining the current cadence). Schedules of keys no longer
+in the settings are reported, and deleted only when asked.
+
+Each schedule fires ``RotateTransitKey`` with ``min_version_age`` = half the
+interval, so a duplicate or catch-up firing does not rotate twice; overlapping
+runs are skipped.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Literal
+
+from temporalio.client import (
+    Client,
+    Schedule,
+    ScheduleActionStartWorkflow,
+    ScheduleIntervalSpec,
+    ScheduleOverlapPolicy,
+    SchedulePolicy,
+    ScheduleSpec,
+    ScheduleState,
+    ScheduleUpdate,
+    ScheduleUpdateInput,
+)
+from temporalio.service import RPCError, RPCStatusCode
+
+from keyward.config import Settings
+from keyward.policy.cadence import Cadence, format_interval
+from keyward.rotation.inputs import cadence_for, rotate_input
+from workflows.ids import (
+    is_rotation_schedule,
+    rotation_schedule_id,
+    scheduled_rotation_workflow_id,
+)
+from workflows.rotate_key import RotateTransitKey
+
+#: Temporal's minimum catchup window.
+MIN_CATCHUP = timedelta(seconds=10)
+Change = Literal["created", "updated", "recreated", "unchanged", "stale", "deleted"]
+
+
+@dataclass(frozen=True)
+class ScheduleChange:
+    schedule_id: str
+    key: str | None
+    change: Change
+    detail: str
+
+
+@dataclass(frozen=True)
+class RotationScheduleInfo:
+    schedule_id: str
+    interval: timedelta | None
+    next_run: datetime | None
+    note: str
+    paused: bool
+
+
+def build_schedule(settings: Settings, key: str, cadence: Cadence) -> Schedule:
+    mount = settings.vault.transit_mount
+    request = rotate_input(settings, key, reason="schedule", min_version_age=cadence.interval / 2)
+    catchup = max(MIN_CATCHUP, min(cadence.interval / 2,
+                                   timedelta(minutes=settings.rotation.catchup_window_minutes)))
+    return Schedule(
+        action=ScheduleActionStartWorkflow(
+            RotateTransitKey.run, request, id=scheduled_rotation_workflow_id(mount, key),
+            task_queue=settings.temporal.task_queue, execution_timeout=timedelta(hours=6),
+            static_summary=f"scheduled rotation of {mount}/{key}",
+            static_details=cadence.explanation),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=cadence.interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP, catchup_window=catchup),
+        state=ScheduleState(note=f"{mount}/{key}: {cadence.explanation}"),
+    )
+
+
+async def apply_schedules(client: Client, settings: Settings, *,
+                          prune: bool = False) -> list[ScheduleChange]:
+    changes: list[ScheduleChange] = []
+    mount = settings.vault.transit_mount
+    wanted: dict[str, str] = {}
+    for key, rate in sorted(settings.rotation.keys.items()):
+        schedule_id = rotation_schedule_id(mount, key)
+        wanted[schedule_id] = key
+        cadence = cadence_for(settings, key, rate)
+        changes.append(await _apply_one(client, schedule_id, key, cadence,
+                                        build_schedule(settings, key, cadence)))
+    async for listed in await client.list_schedules():
+        if not is_rotation_schedule(listed.id) or listed.id in wanted:
+            continue
+        if prune:
+            await client.get_schedule_handle(listed.id).delete()
+            changes.append(ScheduleChange(listed.id, None, "deleted", "key no longer configured"))
+        else:
+            changes.append(ScheduleChange(listed.id, None, "stale",
+                                          "key no longer configured; --prune deletes it"))
+    return changes
+
+
+async def _apply_one(client: Client, schedule_id: str, key: str, cadence: Cadence,
+                     schedule: Schedule) -> ScheduleChange:
+    handle = client.get_schedule_handle(schedule_id)
+    memo = {"key": key, "cadence": cadence.explanation,
+            "interval_seconds": int(cadence.interval.total_seconds())}
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.NOT_FOUND:
+            raise
+        await client.create_schedule(schedule_id, schedule, memo=memo)
+        return ScheduleChange(schedule_id, key, "created", cadence.explanation)
+
+    current_memo = await described.memo()
+    if current_memo.get("cadence") != cadence.explanation:
+        await handle.delete()
+        await client.create_schedule(schedule_id, schedule, memo=memo)
+        return ScheduleChange(schedule_id, key, "recreated",
+                              f"cadence changed: {cadence.explanation}")
+    current = described.schedule
+    action = current.action
+    if isinstance(action, ScheduleActionStartWorkflow) and \
+            await _same_args(client, action, schedule) and current.state.note == \
+            schedule.state.note:
+        return ScheduleChange(schedule_id, key, "unchanged",
+                              f"every {format_interval(cadence.interval)}")
+
+    def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
+        return ScheduleUpdate(schedule=schedule)
+
+    await handle.update(update)
+    return ScheduleChange(schedule_id, key, "updated", "workflow input changed")
+
+
+async def _same_args(client: Client, current: ScheduleActionStartWorkflow,
+                     wanted: Schedule) -> bool:
+    """Compare decoded workflow inputs: a described schedule holds encrypted payloads."""
+    wanted_action = wanted.action
+    assert isinstance(wanted_action, ScheduleActionStartWorkflow)
+    wanted_args = list(wanted_action.args)
+    try:
+        decoded = await client.data_converter.decode(list(current.args),
+                                                     [type(arg) for arg in wanted_args])
+    except Exception:  # noqa: BLE001 - unreadable (older key version, older shape): replace it
+        return False
+    return list(decoded) == wanted_args
+
+
+async def list_rotation_schedules(client: Client) -> list[RotationScheduleInfo]:
+    found: list[RotationScheduleInfo] = []
+    async for listed in await client.list_schedules():
+        if not is_rotation_schedule(listed.id):
+            continue
+        described = await client.get_schedule_handle(listed.id).describe()
+        intervals = described.schedule.spec.intervals
+        next_runs = described.info.next_action_times
+        found.append(RotationScheduleInfo(
+            schedule_id=listed.id, interval=intervals[0].every if intervals else None,
+            next_run=next_runs[0] if next_runs else None,
+            note=described.schedule.state.note or "", paused=described.schedule.state.paused))
+    return sorted(found, key=lambda info: info.schedule_id)

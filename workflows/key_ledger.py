@@ -1,0 +1,141 @@
+"""``TransitKeyLedger``: the encryption count per Transit key version, summed across processes.
+
+Vault Transit does not count encryptions per key version, so every codec process
+counts its own and reports them here periodically (signal-with-start, one ledger
+per key). When the current version's count crosses ``rotate_at * budget`` the
+ledger starts ``RotateTransitKey`` for that version — once: the child's id names
+the version, and the rotation workflow itself skips if the key already moved on.
+
+The ledger runs forever; it continues-as-new when Temporal suggests it (or its
+history grows past a bound), carrying its counts, so its history stays small.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+from dataclasses import dataclass, field
+from datetime import timedelta
+
+from temporalio import workflow
+from temporalio.exceptions import WorkflowAlreadyStartedError
+
+# Workflow modules import each other normally (not passed through), so the sandbox
+# loads one copy of each.
+from workflows.ids import budget_rotation_workflow_id
+from workflows.rotate_key import RotateKeyInput, RotateTransitKey
+
+#: Versions kept in the ledger's state (older ones no longer matter to the budget).
+KEPT_VERSIONS = 8
+MAX_HISTORY_EVENTS = 5_000
+
+
+@dataclass(frozen=True)
+class VersionCount:
+    version: int
+    encryptions: int
+
+
+@dataclass(frozen=True)
+class UsageReport:
+    reporter: str
+    counts: list[VersionCount]
+
+
+@dataclass(frozen=True)
+class LedgerInput:
+    key: str
+    mount: str = "transit"
+    #: Encryptions allowed per version (2^32 * safety factor).
+    budget: int = 2**31
+    rotate_at: float = 0.9
+    #: Passed on to the rotations the ledger starts.
+    rotation: RotateKeyInput | None = None
+    #: Carried across continue-as-new.
+    counts: dict[int, int] = field(default_factory=dict)
+    rotations_started: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class LedgerState:
+    key: str
+    budget: int
+    counts: dict[int, int]
+    current_version: int
+    used_fraction: float
+    rotations_started: list[int]
+
+
+@workflow.defn(name="TransitKeyLedger")
+class TransitKeyLedger:
+    def __init__(self) -> None:
+        self._pending: list[UsageReport] = []
+        self._counts: dict[int, int] = {}
+        self._started: list[int] = []
+        self._input: LedgerInput | None = None
+
+    @workflow.signal(name="report")
+    def report(self, usage: UsageReport) -> None:
+        self._pending.append(usage)
+
+    @workflow.query(name="usage")
+    def usage(self) -> LedgerState:
+        assert self._input is not None
+        current = max(self._counts, default=0)
+        used = self._counts.get(current, 0)
+        return LedgerState(key=self._input.key, budget=self._input.budget,
+                           counts=dict(self._counts), current_version=current,
+                           used_fraction=used / self._input.budget,
+                           rotations_started=list(self._started))
+
+    @workflow.run
+    async def run(self, request: LedgerInput) -> None:
+        self._input = request
+        self._counts = {int(v): n for v, n in request.counts.items()}
+        self._started = list(request.rotations_started)
+        while True:
+            await workflow.wait_condition(
+                lambda: bool(self._pending) or self._should_continue_as_new())
+            while self._pending:
+                self._apply(self._pending.pop(0))
+                await self._maybe_rotate(request)
+            if self._should_continue_as_new():
+                await workflow.wait_condition(workflow.all_handlers_finished)
+                if self._pending:
+                    continue  # a report arrived meanwhile: count it before handing over
+                workflow.continue_as_new(LedgerInput(
+                    key=request.key, mount=request.mount, budget=request.budget,
+                    rotate_at=request.rotate_at, rotation=request.rotation,
+                    counts=self._counts, rotations_started=self._started[-KEPT_VERSIONS:]))
+
+    def _should_continue_as_new(self) -> bool:
+        info = workflow.info()
+        return (info.is_continue_as_new_suggested()
+                or info.get_current_history_length() > MAX_HISTORY_EVENTS)
+
+    def _apply(self, usage: UsageReport) -> None:
+        for item in usage.counts:
+            self._counts[item.version] = self._counts.get(item.version, 0) + item.encryptions
+        for stale in sorted(self._counts)[:-KEPT_VERSIONS]:
+            del self._counts[stale]
+
+    async def _maybe_rotate(self, request: LedgerInput) -> None:
+        current = max(self._counts, default=0)
+        used = self._counts.get(current, 0)
+        if current == 0 or current in self._started or used < request.rotate_at * request.budget:
+            return
+        self._started.append(current)
+        base = request.rotation or RotateKeyInput(key=request.key, mount=request.mount)
+        rotation = dataclasses.replace(base, key=request.key, mount=request.mount,
+                                       reason="budget", from_version=current,
+                                       min_version_age_seconds=0)
+        workflow.logger.info("v%d of %s used %d of %d encryptions: starting a rotation",
+                             current, request.key, used, request.budget)
+        # Already started for this version (e.g. before continue-as-new): nothing to do.
+        with contextlib.suppress(WorkflowAlreadyStartedError):
+            await workflow.start_child_workflow(
+                RotateTransitKey.run, rotation,
+                id=budget_rotation_workflow_id(request.mount, request.key, current),
+                parent_close_policy=workflow.ParentClosePolicy.ABANDON,
+                execution_timeout=timedelta(hours=6),
+                static_summary=f"budget rotation of {request.key} from v{current}")

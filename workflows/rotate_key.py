@@ -1,0 +1,190 @@
+"""``RotateTransitKey``: rotate one Vault Transit key, once per trigger, and retire old
+versions only when Temporal can no longer hold their payloads.
+
+Steps: read the key → skip if this trigger's rotation already happened → rotate
+(compare-and-rotate, so a retried activity does not rotate twice) → check the
+version advanced → maybe raise the decryption floor → result. The Web UI shows
+the key, versions and outcome in the memo, the current details and the
+activity summaries.
+
+Run it by hand::
+
+    temporal workflow execute --type RotateTransitKey --task-queue keyward \\
+        --input '{"key": "default"}'
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import ApplicationError
+
+with workflow.unsafe.imports_passed_through():
+    from activities.temporal_history import (
+        HistoryWindow,
+        HistoryWindowRequest,
+        RewrapSchedulesRequest,
+        TemporalHistoryActivities,
+    )
+    from activities.transit_keys import (
+        FloorRequest,
+        ReadKeyInput,
+        RotateRequest,
+        TransitKeyActivities,
+        TransitKeyInfo,
+    )
+    from keyward.policy.retention import FloorDecision, RetentionError, decryption_floor
+
+#: Vault calls: keep retrying while Vault is unreachable (the workflow waits it out);
+#: permanent errors are non-retryable ApplicationErrors and fail at once.
+VAULT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
+                          maximum_interval=timedelta(minutes=1))
+ACTIVITY_TIMEOUT = timedelta(seconds=30)
+
+
+@dataclass(frozen=True)
+class RotateKeyInput:
+    key: str
+    mount: str = "transit"
+    #: Why: "schedule", "budget", "manual"... shown in the UI and the result.
+    reason: str = "manual"
+    #: The version this trigger wants to retire from use. If the key is already past it,
+    #: the rotation for this trigger happened: skip. (The usage ledger sets it.)
+    from_version: int | None = None
+    #: Skip when the latest version is younger than this (schedules set half their
+    #: interval, so a duplicate or catch-up firing does not rotate twice).
+    min_version_age_seconds: int = 0
+    raise_decryption_floor: bool = True
+    #: Namespaces whose payloads use this key; empty: the workflow's own namespace.
+    namespaces: list[str] = field(default_factory=list)
+    retention_buffer_seconds: int = 86_400
+    #: How long after a rotation the old version may still encrypt (envelope data-key age).
+    encryption_grace_seconds: int = 900
+    trim_archived_versions: bool = False
+
+
+@dataclass(frozen=True)
+class RotateKeyResult:
+    key: str
+    reason: str
+    rotated: bool
+    old_version: int
+    new_version: int
+    rotated_at: datetime | None
+    skipped_because: str | None
+    decryption_floor: int
+    floor_explanation: str
+
+
+def skip_reason(request: RotateKeyInput, info: TransitKeyInfo, now: datetime) -> str | None:
+    """Why this trigger must not rotate (None: rotate). Pure, so it is unit-testable."""
+    if request.from_version is not None and info.latest_version > request.from_version:
+        return (f"already rotated past v{request.from_version} "
+                f"(latest is v{info.latest_version})")
+    if request.min_version_age_seconds > 0:
+        created = info.version_created.get(info.latest_version)
+        if created is not None:
+            age = now.timestamp() - created
+            if age < request.min_version_age_seconds:
+                return (f"v{info.latest_version} is only {int(age)} s old "
+                        f"(< {request.min_version_age_seconds} s): a rotation for this "
+                        "period already happened")
+    return None
+
+
+@workflow.defn(name="RotateTransitKey")
+class RotateTransitKey:
+    @workflow.run
+    async def run(self, request: RotateKeyInput) -> RotateKeyResult:
+        name = f"{request.mount}/{request.key}"
+        workflow.set_current_details(f"Rotating {name} ({request.reason})")
+        before = await self._read(request, f"read {name}")
+        skipped = skip_reason(request, before, workflow.now())
+        after = before
+        rotated_at: datetime | None = None
+        if skipped is None:
+            after = await workflow.execute_activity_method(
+                TransitKeyActivities.rotate_transit_key,
+                RotateRequest(request.key, request.mount, before.latest_version),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=VAULT_RETRY,
+                summary=f"rotate {name} from v{before.latest_version}")
+            if after.latest_version <= before.latest_version:
+                raise ApplicationError(
+                    f"Vault reports {name} still at v{after.latest_version} after rotating "
+                    f"from v{before.latest_version}", type="RotationNotVerified",
+                    non_retryable=True)
+            rotated_at = workflow.now()
+
+        decision = await self._maybe_raise_floor(request, after)
+        result = RotateKeyResult(
+            key=request.key, reason=request.reason, rotated=skipped is None,
+            old_version=before.latest_version, new_version=after.latest_version,
+            rotated_at=rotated_at, skipped_because=skipped,
+            decryption_floor=decision.new_floor, floor_explanation=decision.reason)
+        outcome = (f"v{result.old_version} → v{result.new_version}" if result.rotated
+                   else f"skipped: {skipped}")
+        workflow.upsert_memo({"key": name, "outcome": outcome, "reason": request.reason,
+                              "decryption_floor": decision.new_floor})
+        workflow.set_current_details(f"{name}: {outcome}; floor v{decision.new_floor} "
+                                     f"({decision.reason})")
+        workflow.logger.info("rotation of %s finished: %s", name, outcome)
+        return result
+
+    async def _read(self, request: RotateKeyInput, summary: str) -> TransitKeyInfo:
+        return await workflow.execute_activity_method(
+            TransitKeyActivities.read_transit_key, ReadKeyInput(request.key, request.mount),
+            start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=VAULT_RETRY, summary=summary)
+
+    async def _maybe_raise_floor(self, request: RotateKeyInput,
+                                 info: TransitKeyInfo) -> FloorDecision:
+        floor = info.min_decryption_version
+        if not request.raise_decryption_floor or floor >= info.latest_version:
+            why = ("floor changes are off" if not request.raise_decryption_floor
+                   else "only the latest version is decryptable")
+            return FloorDecision(current_floor=floor, new_floor=floor, retired=(), reason=why)
+        namespaces = request.namespaces or [workflow.info().namespace]
+        # Schedules keep their encrypted input forever: move it to the latest version first,
+        # or it would hold every older version alive.
+        await workflow.execute_activity_method(
+            TemporalHistoryActivities.rewrap_schedule_inputs,
+            RewrapSchedulesRequest(namespaces=namespaces, key=request.key,
+                                   latest_version=info.latest_version),
+            start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(minutes=1),
+            retry_policy=VAULT_RETRY, summary="re-encrypt schedule inputs under the new version")
+        grace = timedelta(seconds=request.encryption_grace_seconds)
+        thresholds = [_created(info, version + 1) + grace
+                      for version in range(floor, info.latest_version)]
+        window: HistoryWindow = await workflow.execute_activity_method(
+            TemporalHistoryActivities.describe_history_window,
+            HistoryWindowRequest(namespaces=namespaces, thresholds=thresholds),
+            start_to_close_timeout=timedelta(minutes=2), retry_policy=VAULT_RETRY,
+            summary="ask Temporal which old payloads it may still hold")
+        try:
+            decision = decryption_floor(
+                version_created={v: _created(info, v) for v in info.version_created},
+                latest_version=info.latest_version, current_floor=floor, now=workflow.now(),
+                retention=timedelta(seconds=window.retention_seconds),
+                # A run that encrypted with a cached data key up to `grace` after the
+                # rotation and then closed stays in Temporal for `retention` after that.
+                buffer=timedelta(seconds=request.retention_buffer_seconds) + grace,
+                encryption_grace=grace, oldest_execution_start=window.oldest_execution_start)
+        except RetentionError as exc:
+            # Bad input cannot get better by retrying the workflow task.
+            raise ApplicationError(f"cannot decide the decryption floor: {exc}",
+                                   type="InvalidFloorInput", non_retryable=True) from exc
+        if decision.new_floor > floor:
+            await workflow.execute_activity_method(
+                TransitKeyActivities.set_decryption_floor,
+                FloorRequest(request.key, request.mount, decision.new_floor,
+                             trim=request.trim_archived_versions),
+                start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=VAULT_RETRY,
+                summary=f"raise decryption floor of {request.mount}/{request.key} to "
+                        f"v{decision.new_floor}")
+        return decision
+
+
+def _created(info: TransitKeyInfo, version: int) -> datetime:
+    return datetime.fromtimestamp(info.version_created[version], tz=UTC)
