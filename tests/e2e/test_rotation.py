@@ -25,11 +25,13 @@ from activities.temporal_history import HistoryWindow, HistoryWindowRequest
 from activities.transit_keys import RotateRequest, TransitKeyActivities
 from keyward.codec.converter import CodecBundle, build_data_converter
 from keyward.codec.transit_codec import PayloadDecryptionError
+from keyward.codec.usage import UsageCounters
 from keyward.config import CodecSettings, RotationSettings, Settings, TemporalSettings
 from keyward.devstack.processes import free_port
 from keyward.devstack.vault_dev import DevVault, ensure_transit
 from keyward.policy.cadence import Cadence
 from keyward.rotation.inputs import ledger_input, rotate_input
+from keyward.rotation.reporter import UsageReporter
 from keyward.rotation.schedules import build_schedule
 from keyward.secrets import Secret
 from keyward.vault.client import build_hvac_client, connect_vault
@@ -327,3 +329,43 @@ async def test_rotation_reencrypts_schedule_inputs(temporal_client: Client,
         await handle.delete()
     finally:
         await bundle.close()
+
+
+async def test_usage_reporter_delivers_counts_to_the_ledger(
+        temporal_client: Client, vault: VaultEndpoint, transit_key: str,
+        task_queue: str) -> None:
+    """What the codec counted reaches the key's ledger by signal-with-start, summed."""
+    settings = settings_for(vault, task_queue, transit_key)
+    usage = UsageCounters()
+    reporter = UsageReporter(temporal_client, settings, usage)
+    ledger = temporal_client.get_workflow_handle(ledger_workflow_id("transit", transit_key))
+    async with running_worker(temporal_client, settings):
+        usage.add(transit_key, 1, 40)
+        await reporter.flush()
+        usage.add(transit_key, 1, 2)
+        usage.add(transit_key, 2, 5)
+        await reporter.flush()
+
+        async def summed() -> None:
+            state = await ledger.query(TransitKeyLedger.usage)
+            assert state.counts == {1: 42, 2: 5}
+            assert state.current_version == 2
+
+        await assert_eventually(summed, within=10)
+        await ledger.terminate("test over")
+    assert reporter.reports_sent == 2
+    assert usage.drain() == []
+
+
+async def test_failed_report_keeps_its_counts(temporal_client: Client, vault: VaultEndpoint,
+                                              transit_key: str, task_queue: str) -> None:
+    """When Temporal refuses the report, the counts stay for the next attempt."""
+    settings = settings_for(vault, task_queue, transit_key)
+    config = temporal_client.config()
+    config["namespace"] = f"no-such-namespace-{uuid.uuid4().hex[:8]}"
+    usage = UsageCounters()
+    reporter = UsageReporter(Client(**config), settings, usage)
+    usage.add(transit_key, 3, 7)
+    await reporter.flush()
+    assert reporter.reports_sent == 0
+    assert [(s.key, s.version, s.encryptions) for s in usage.drain()] == [(transit_key, 3, 7)]
