@@ -44,7 +44,7 @@ def build_worker(client: Client, settings: Settings, vault: VaultSession,
         client,
         task_queue=settings.temporal.task_queue,
         workflows=list(ALL_WORKFLOWS),
-        activities=build_activities(vault=vault.client),
+        activities=build_activities(vault=vault.client, settings=settings),
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
     )

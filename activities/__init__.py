@@ -7,16 +7,21 @@ from typing import Any
 
 import hvac
 
+from activities.certificates import CertificateActivities
 from activities.temporal_history import TemporalHistoryActivities
 from activities.transit_keys import TransitKeyActivities
+from keyward.config import Settings
+from keyward.issuers.factory import build_issuer
 
 
-def build_activities(*, vault: hvac.Client) -> list[Callable[..., Any]]:
+def build_activities(*, vault: hvac.Client, settings: Settings) -> list[Callable[..., Any]]:
     """The bound activity methods the worker registers, built around shared clients."""
     transit = TransitKeyActivities(vault)
     history = TemporalHistoryActivities()
+    certificates = CertificateActivities(settings, build_issuer)
     return [transit.read_transit_key, transit.rotate_transit_key, transit.set_decryption_floor,
-            history.describe_history_window, history.rewrap_schedule_inputs]
+            history.describe_history_window, history.rewrap_schedule_inputs,
+            certificates.inspect, certificates.issue_and_install, certificates.verify]
 
 
 __all__ = ["build_activities"]

@@ -248,6 +248,63 @@ class RotationSettings:
 
 
 @dataclass(frozen=True, kw_only=True)
+class CertificateSettings:
+    """One certificate keyward keeps renewed: what it is, who issues it, where it goes."""
+
+    common_name: str = field(metadata=_check(_non_empty))
+    dns_names: tuple[str, ...] = ()
+    ip_addresses: tuple[str, ...] = ()
+    usage: Literal["client", "server", "both"] = "client"
+    key_type: Literal["ec-p256", "rsa-2048", "rsa-4096"] = "ec-p256"
+    lifetime_hours: float = field(default=2160.0, metadata=_check(_positive))
+    #: Renew when this much lifetime is left (default: a third of the lifetime).
+    renew_before_hours: float | None = None
+    #: Below this much lifetime left, every check logs an error (default: a tenth).
+    critical_hours: float | None = None
+    issuer: Literal["local-ca", "vault-pki", "azure-keyvault", "cert-manager"] = "local-ca"
+    install: Literal["files", "kubernetes-secret", "azure-keyvault"] = "files"
+    #: Where "files" installs tls.crt / tls.key / ca.crt (symlink-swapped atomically).
+    directory: Path | None = None
+    #: host:port to TLS-handshake with after installing (checks the new pair is served).
+    verify_endpoint: str | None = None
+    # local-ca
+    ca_cert: Path | None = None
+    ca_key: Path | None = None
+    # vault-pki
+    vault_pki_mount: str = field(default="pki", metadata=_check(_mount))
+    vault_pki_role: str | None = None
+    # azure-keyvault
+    azure_vault_url: str | None = None
+    azure_certificate_name: str | None = None
+    azure_mode: Literal["self", "external-ca"] = "self"
+    # cert-manager and kubernetes-secret
+    kubernetes_namespace: str | None = None
+    cert_manager_issuer: str | None = None
+    cert_manager_issuer_kind: Literal["Issuer", "ClusterIssuer"] = "Issuer"
+    kubernetes_secret: str | None = None
+
+    def __post_init__(self) -> None:
+        required: dict[str, list[str]] = {
+            "local-ca": ["ca_cert", "ca_key"],
+            "vault-pki": ["vault_pki_role"],
+            "azure-keyvault": ["azure_vault_url", "azure_certificate_name"],
+            "cert-manager": ["kubernetes_namespace", "cert_manager_issuer"],
+        }
+        for name in required[self.issuer]:
+            if getattr(self, name) in (None, ""):
+                raise ConfigError(name, f"required when issuer = {self.issuer!r}")
+        installs = {"files": ["directory"], "kubernetes-secret": ["kubernetes_namespace",
+                                                                  "kubernetes_secret"],
+                    "azure-keyvault": ["azure_vault_url", "azure_certificate_name"]}
+        for name in installs[self.install]:
+            if getattr(self, name) in (None, ""):
+                raise ConfigError(name, f"required when install = {self.install!r}")
+        if self.renew_before_hours is not None and not \
+                0 < self.renew_before_hours < self.lifetime_hours:
+            raise ConfigError("renew_before_hours", "must be between 0 and lifetime_hours")
+
+
+@dataclass(frozen=True, kw_only=True)
 class DevstackSettings:
     """The embedded local stack that ``worker.py --dev`` starts."""
 
@@ -276,6 +333,8 @@ class Settings:
     codec: CodecSettings = field(default_factory=CodecSettings)
     codec_server: CodecServerSettings = field(default_factory=CodecServerSettings)
     rotation: RotationSettings = field(default_factory=RotationSettings)
+    #: Certificates by name (TOML tables [certificates.<name>]).
+    certificates: dict[str, CertificateSettings] = field(default_factory=dict)
     devstack: DevstackSettings = field(default_factory=DevstackSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     #: Where the settings came from, for messages ("from /etc/keyward.toml").
@@ -315,12 +374,16 @@ def load_settings(
     """
     env = os.environ if env is None else env
     raw: dict[str, dict[str, Any]] = {name: {} for name in _SECTIONS}
+    raw_certificates: dict[str, Any] = {}
     source = "defaults"
     config_path = path or _default_config_path(env)
     if config_path is not None:
         source = str(config_path)
         for section, values in _read_toml(config_path).items():
-            raw[section].update(values)
+            if section == "certificates":
+                raw_certificates.update(values)
+            else:
+                raw[section].update(values)
 
     for var, setting in _VAULT_ENV.items():
         if env.get(var):
@@ -336,7 +399,21 @@ def load_settings(
         source += f" + ${var}"
 
     sections = {name: _build(cls, name, raw[name]) for name, cls in _SECTIONS.items()}
-    return Settings(**sections, source=source)
+    certificates = {name: _build_table(CertificateSettings, f"certificates.{name}", table)
+                    for name, table in raw_certificates.items()}
+    return Settings(**sections, certificates=certificates, source=source)
+
+
+def _build_table(cls: type[Any], name: str, table: Any) -> Any:
+    """A nested table; ConfigErrors from the dataclass get the table's path prefixed."""
+    if not isinstance(table, dict):
+        raise ConfigError(name, "must be a table")
+    try:
+        return _build(cls, name, table)
+    except ConfigError as exc:
+        if exc.setting.startswith(f"{name}."):
+            raise
+        raise ConfigError(f"{name}.{exc.setting}", exc.problem) from None
 
 
 def _default_config_path(env: Mapping[str, str]) -> Path | None:
@@ -358,7 +435,7 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
         raise ConfigError("config file", f"{path} is not valid TOML: {exc}") from None
     result: dict[str, dict[str, Any]] = {}
     for section, values in document.items():
-        if section not in _SECTIONS:
+        if section not in _SECTIONS and section != "certificates":
             raise ConfigError(section, f"unknown section in {path}; known: {', '.join(_SECTIONS)}")
         if not isinstance(values, dict):
             raise ConfigError(section, f"must be a [{section}] table in {path}")
@@ -368,6 +445,11 @@ def _read_toml(path: Path) -> dict[str, dict[str, Any]]:
 
 def _build(cls: type[Any], section: str, values: Mapping[str, Any]) -> Any:
     hints = get_type_hints(cls)
+    missing = [f.name for f in dataclasses.fields(cls)
+               if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING
+               and f.name not in values]
+    if missing:
+        raise ConfigError(f"{section}.{missing[0]}", "required")
     fields = {f.name: f for f in dataclasses.fields(cls)}
     kwargs: dict[str, Any] = {}
     for key, value in values.items():

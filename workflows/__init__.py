@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from workflows.inspect_key import InspectTransitKey
 from workflows.key_ledger import TransitKeyLedger
+from workflows.renew_certificate import RenewCertificate
 from workflows.rotate_key import RotateTransitKey
 
 #: Every workflow the keyward worker hosts. Add new ones here and nowhere else.
-ALL_WORKFLOWS: tuple[type, ...] = (InspectTransitKey, RotateTransitKey, TransitKeyLedger)
+ALL_WORKFLOWS: tuple[type, ...] = (InspectTransitKey, RotateTransitKey, TransitKeyLedger,
+                                   RenewCertificate)
 
-__all__ = ["ALL_WORKFLOWS", "InspectTransitKey", "RotateTransitKey", "TransitKeyLedger"]
+__all__ = ["ALL_WORKFLOWS", "InspectTransitKey", "RenewCertificate", "RotateTransitKey",
+           "TransitKeyLedger"]

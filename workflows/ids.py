@@ -31,5 +31,21 @@ def ledger_workflow_id(mount: str, key: str) -> str:
     return f"{PREFIX}/ledger/{mount}/{key}"
 
 
+def renewal_schedule_id(name: str) -> str:
+    return f"{PREFIX}/renew/{name}"
+
+
+def scheduled_renewal_workflow_id(name: str) -> str:
+    return f"{PREFIX}/renew/{name}/scheduled"
+
+
+def manual_renewal_workflow_id(name: str, nonce: str) -> str:
+    return f"{PREFIX}/renew/{name}/manual-{nonce}"
+
+
 def is_rotation_schedule(schedule_id: str) -> bool:
     return schedule_id.startswith(f"{PREFIX}/rotate/")
+
+
+def is_keyward_schedule(schedule_id: str) -> bool:
+    return schedule_id.startswith((f"{PREFIX}/rotate/", f"{PREFIX}/renew/"))

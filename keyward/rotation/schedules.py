@@ -3,8 +3,10 @@
 ``apply_schedules`` creates missing schedules, leaves matching ones alone,
 updates an existing one in place when only its workflow input changed, and
 recreates it when its cadence changed (a schedule's memo cannot be updated, and
-the memo must keep explaining the current cadence). Schedules of keys no longer
-in the settings are reported, and deleted only when asked.
+the memo must keep explaining the current cadence). Schedules of keys (and
+certificates) no longer in the settings are reported, and deleted only when asked.
+Each configured certificate gets a schedule too, checking it four times per
+renewal window (``RenewCertificate`` renews only inside the window).
 
 Each schedule fires ``RotateTransitKey`` with ``min_version_age`` = half the
 interval, so a duplicate or catch-up firing does not rotate twice; overlapping
@@ -31,14 +33,18 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
-from keyward.config import Settings
+from keyward.config import CertificateSettings, Settings
 from keyward.policy.cadence import Cadence, format_interval
+from keyward.policy.renewal import check_interval
 from keyward.rotation.inputs import cadence_for, rotate_input
 from workflows.ids import (
-    is_rotation_schedule,
+    is_keyward_schedule,
+    renewal_schedule_id,
     rotation_schedule_id,
+    scheduled_renewal_workflow_id,
     scheduled_rotation_workflow_id,
 )
+from workflows.renew_certificate import RenewCertificate, RenewCertificateInput
 from workflows.rotate_key import RotateTransitKey
 
 #: Temporal's minimum catchup window.
@@ -91,8 +97,13 @@ async def apply_schedules(client: Client, settings: Settings, *,
         cadence = cadence_for(settings, key, rate)
         changes.append(await _apply_one(client, schedule_id, key, cadence,
                                         build_schedule(settings, key, cadence)))
+    for name, cert in sorted(settings.certificates.items()):
+        schedule_id = renewal_schedule_id(name)
+        wanted[schedule_id] = name
+        schedule, explanation = build_certificate_schedule(settings, name, cert)
+        changes.append(await _apply_one(client, schedule_id, name, explanation, schedule))
     async for listed in await client.list_schedules():
-        if not is_rotation_schedule(listed.id) or listed.id in wanted:
+        if not is_keyward_schedule(listed.id) or listed.id in wanted:
             continue
         if prune:
             await client.get_schedule_handle(listed.id).delete()
@@ -103,32 +114,57 @@ async def apply_schedules(client: Client, settings: Settings, *,
     return changes
 
 
-async def _apply_one(client: Client, schedule_id: str, key: str, cadence: Cadence,
+def build_certificate_schedule(settings: Settings, name: str,
+                               cert: CertificateSettings) -> tuple[Schedule, str]:
+    """A schedule that checks a certificate four times per renewal window."""
+    lifetime = timedelta(hours=cert.lifetime_hours)
+    renew_before = (timedelta(hours=cert.renew_before_hours)
+                    if cert.renew_before_hours is not None else None)
+    interval = check_interval(lifetime, renew_before)
+    window = renew_before or lifetime / 3
+    explanation = (f"lifetime {format_interval(lifetime)}, renew with "
+                   f"{format_interval(window)} left → check every {format_interval(interval)}")
+    schedule = Schedule(
+        action=ScheduleActionStartWorkflow(
+            RenewCertificate.run, RenewCertificateInput(name),
+            id=scheduled_renewal_workflow_id(name), task_queue=settings.temporal.task_queue,
+            execution_timeout=max(interval, timedelta(minutes=30)),
+            static_summary=f"scheduled renewal check of certificate {name}",
+            static_details=explanation),
+        spec=ScheduleSpec(intervals=[ScheduleIntervalSpec(every=interval)]),
+        policy=SchedulePolicy(overlap=ScheduleOverlapPolicy.SKIP,
+                              catchup_window=max(MIN_CATCHUP, interval)),
+        state=ScheduleState(note=f"certificate {name}: {explanation}"),
+    )
+    return schedule, explanation
+
+
+async def _apply_one(client: Client, schedule_id: str, key: str, cadence: Cadence | str,
                      schedule: Schedule) -> ScheduleChange:
     handle = client.get_schedule_handle(schedule_id)
-    memo = {"key": key, "cadence": cadence.explanation,
-            "interval_seconds": int(cadence.interval.total_seconds())}
+    explanation = cadence if isinstance(cadence, str) else cadence.explanation
+    interval = schedule.spec.intervals[0].every
+    memo = {"subject": key, "cadence": explanation,
+            "interval_seconds": int(interval.total_seconds())}
     try:
         described = await handle.describe()
     except RPCError as exc:
         if exc.status != RPCStatusCode.NOT_FOUND:
             raise
         await client.create_schedule(schedule_id, schedule, memo=memo)
-        return ScheduleChange(schedule_id, key, "created", cadence.explanation)
+        return ScheduleChange(schedule_id, key, "created", explanation)
 
     current_memo = await described.memo()
-    if current_memo.get("cadence") != cadence.explanation:
+    if current_memo.get("cadence") != explanation:
         await handle.delete()
         await client.create_schedule(schedule_id, schedule, memo=memo)
-        return ScheduleChange(schedule_id, key, "recreated",
-                              f"cadence changed: {cadence.explanation}")
+        return ScheduleChange(schedule_id, key, "recreated", f"cadence changed: {explanation}")
     current = described.schedule
     action = current.action
     if isinstance(action, ScheduleActionStartWorkflow) and \
             await _same_args(client, action, schedule) and current.state.note == \
             schedule.state.note:
-        return ScheduleChange(schedule_id, key, "unchanged",
-                              f"every {format_interval(cadence.interval)}")
+        return ScheduleChange(schedule_id, key, "unchanged", f"every {format_interval(interval)}")
 
     def update(_: ScheduleUpdateInput) -> ScheduleUpdate:
         return ScheduleUpdate(schedule=schedule)
@@ -154,7 +190,7 @@ async def _same_args(client: Client, current: ScheduleActionStartWorkflow,
 async def list_rotation_schedules(client: Client) -> list[RotationScheduleInfo]:
     found: list[RotationScheduleInfo] = []
     async for listed in await client.list_schedules():
-        if not is_rotation_schedule(listed.id):
+        if not is_keyward_schedule(listed.id):
             continue
         described = await client.get_schedule_handle(listed.id).describe()
         intervals = described.schedule.spec.intervals

@@ -62,7 +62,7 @@ async def running_worker(client: Client, settings: Settings,
     with connect_vault(settings.vault) as session, \
             concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS) as pool:
         replaced = {activity._Definition.must_from_callable(fn).name for fn in replace}
-        activities = [fn for fn in build_activities(vault=session.client)
+        activities = [fn for fn in build_activities(vault=session.client, settings=settings)
                       if activity._Definition.must_from_callable(fn).name not in replaced]
         async with Worker(client, task_queue=settings.temporal.task_queue,
                           workflows=list(ALL_WORKFLOWS), activities=[*activities, *replace],

@@ -142,3 +142,28 @@ def test_mapping_values_are_typed(tmp_path: Path) -> None:
     assert caught.value.setting == "rotation.keys.default"
     rates = load_settings(write(tmp_path, '[rotation]\nkeys = { "default" = 4e7 }\n'), env={})
     assert rates.rotation.keys == {"default": 40_000_000.0}
+
+
+def test_certificate_tables(tmp_path: Path) -> None:
+    """[certificates.<name>] tables become typed settings; missing issuer fields are named."""
+    path = write(tmp_path, """
+[certificates.worker]
+common_name = "keyward-worker"
+ca_cert = "ca.pem"
+ca_key = "ca.key"
+directory = "certs/worker"
+lifetime_hours = 24
+""")
+    worker = load_settings(path, env={}).certificates["worker"]
+    assert worker.common_name == "keyward-worker"
+    assert worker.issuer == "local-ca"
+    assert worker.lifetime_hours == 24.0
+    bad = write(tmp_path, '[certificates.x]\ncommon_name = "x"\nissuer = "vault-pki"\n'
+                          'directory = "d"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(bad, env={})
+    assert caught.value.setting == "certificates.x.vault_pki_role"
+    nameless = write(tmp_path, '[certificates.y]\ndirectory = "d"\n')
+    with pytest.raises(ConfigError) as caught:
+        load_settings(nameless, env={})
+    assert caught.value.setting == "certificates.y.common_name"

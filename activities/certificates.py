@@ -1,0 +1,238 @@
+"""Activities that inspect, issue, install and verify certificates.
+
+Issue, validate and install are **one** activity on purpose: the private key must
+never travel through Temporal (activity results are stored in history, encrypted
+or not). Only the certificate's public summary comes back to the workflow.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import socket
+import ssl
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from temporalio import activity
+from temporalio.exceptions import ApplicationError
+
+from keyward.config import CertificateSettings, Settings
+from keyward.issuers.base import Issuer, IssuerError
+from keyward.pki.install import install_pair, read_installed
+from keyward.pki.types import CertificateSpec, IssuedCertificate
+from keyward.pki.validate import CertificateValidationError, summarize, validate_pair
+
+IssuerFactory = Callable[[str, CertificateSettings], Issuer]
+
+
+@dataclass(frozen=True)
+class CertificateRef:
+    name: str
+
+
+@dataclass(frozen=True)
+class InstalledCertificate:
+    """What is installed now, and the renewal settings the workflow decides with."""
+
+    name: str
+    present: bool
+    lifetime_seconds: int
+    renew_before_seconds: int | None
+    critical_seconds: int | None
+    serial: str | None = None
+    subject: str | None = None
+    not_before: datetime | None = None
+    not_after: datetime | None = None
+    #: Why what is installed is unusable (then it is renewed regardless of its dates).
+    problem: str | None = None
+
+
+@dataclass(frozen=True)
+class RenewedCertificate:
+    name: str
+    serial: str
+    subject: str
+    not_before: datetime
+    not_after: datetime
+    issuer: str
+    installed_to: str
+
+
+@dataclass(frozen=True)
+class VerifyRequest:
+    name: str
+    serial: str
+
+
+def spec_for(name: str, cert: CertificateSettings) -> CertificateSpec:
+    return CertificateSpec(name=name, common_name=cert.common_name, dns_names=cert.dns_names,
+                           ip_addresses=cert.ip_addresses, usage=cert.usage,
+                           lifetime=timedelta(hours=cert.lifetime_hours),
+                           key_type=cert.key_type)
+
+
+class CertificateActivities:
+    def __init__(self, settings: Settings, issuers: IssuerFactory,
+                 kube_client: Callable[[], Any] | None = None) -> None:
+        self._settings = settings
+        self._issuers = issuers
+        self._kube_client = kube_client
+
+    def _kube(self) -> Any:
+        """The Kubernetes ApiClient (tests inject one; production loads the pod's config)."""
+        if self._kube_client is not None:
+            return self._kube_client()
+        from keyward.issuers.factory import kubernetes_api_client  # noqa: PLC0415
+
+        return kubernetes_api_client()
+
+    def _certificate(self, name: str) -> CertificateSettings:
+        cert = self._settings.certificates.get(name)
+        if cert is None:
+            known = ", ".join(sorted(self._settings.certificates)) or "none"
+            raise ApplicationError(f"no certificate named {name!r} in the settings "
+                                   f"(configured: {known})", type="UnknownCertificate",
+                                   non_retryable=True)
+        return cert
+
+    @activity.defn(name="InspectCertificate")
+    def inspect(self, ref: CertificateRef) -> InstalledCertificate:
+        cert = self._certificate(ref.name)
+        base = InstalledCertificate(
+            name=ref.name, present=False, lifetime_seconds=int(cert.lifetime_hours * 3600),
+            renew_before_seconds=_seconds(cert.renew_before_hours),
+            critical_seconds=_seconds(cert.critical_hours))
+        installed = self._read(cert)
+        if installed is None:
+            return base
+        try:
+            summary = validate_pair(installed.certificate_pem, installed.private_key_pem,
+                                    ca_pem=installed.ca_pem, now=datetime.now(UTC),
+                                    spec=spec_for(ref.name, cert))
+        except CertificateValidationError as exc:
+            problem = "; ".join(exc.problems)
+            if exc.summary is None:  # not even readable: renew, with nothing to report
+                return dataclasses.replace(base, present=True, problem=problem)
+            return dataclasses.replace(
+                base, present=True, serial=exc.summary.serial, subject=exc.summary.subject,
+                not_before=exc.summary.not_before, not_after=exc.summary.not_after,
+                problem=problem)
+        return dataclasses.replace(base, present=True, serial=summary.serial,
+                                   subject=summary.subject, not_before=summary.not_before,
+                                   not_after=summary.not_after)
+
+    @activity.defn(name="IssueAndInstallCertificate")
+    def issue_and_install(self, ref: CertificateRef) -> RenewedCertificate:
+        """Issue → validate → install. A certificate that fails validation is never installed."""
+        cert = self._certificate(ref.name)
+        spec = spec_for(ref.name, cert)
+        issuer = self._issuers(ref.name, cert)
+        try:
+            issued = issuer.issue(spec)
+        except IssuerError as exc:
+            raise ApplicationError(f"{issuer.name} could not issue {ref.name!r}: {exc}",
+                                   type="IssuerError", non_retryable=not exc.retryable) from exc
+        activity.heartbeat("issued")
+        try:
+            summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
+                                    ca_pem=issued.ca_pem, now=datetime.now(UTC), spec=spec)
+        except CertificateValidationError as exc:
+            raise ApplicationError(
+                f"certificate {ref.name!r} issued by {issuer.name} failed validation and was "
+                f"NOT installed: {'; '.join(exc.problems)}", type="CertificateInvalid",
+                non_retryable=True) from exc
+        installed_to = self._install(ref.name, cert, issued)
+        activity.logger.info("installed certificate %s serial %s (valid until %s) to %s",
+                             ref.name, summary.serial, summary.not_after.isoformat(),
+                             installed_to)
+        return RenewedCertificate(name=ref.name, serial=summary.serial, subject=summary.subject,
+                                  not_before=summary.not_before, not_after=summary.not_after,
+                                  issuer=issuer.name, installed_to=installed_to)
+
+    @activity.defn(name="VerifyCertificateServed")
+    def verify(self, request: VerifyRequest) -> str:
+        """TLS handshake with the configured endpoint using what is installed now.
+
+        A server certificate must be the one the endpoint serves; a client certificate
+        must be accepted by the endpoint (mutual TLS completes).
+        """
+        cert = self._certificate(request.name)
+        if not cert.verify_endpoint:
+            return "no verify_endpoint configured"
+        installed = self._read(cert)
+        if installed is None:
+            raise ApplicationError(f"{request.name}: nothing installed to verify",
+                                   type="VerifyFailed")
+        host, _, port = cert.verify_endpoint.rpartition(":")
+        context = ssl.create_default_context()
+        if installed.ca_pem:
+            context.load_verify_locations(cadata=installed.ca_pem.decode())
+        if cert.usage in ("client", "both") and cert.directory is not None:
+            # The installed files themselves: no copy of the key is made anywhere.
+            context.load_cert_chain(cert.directory / "tls.crt", cert.directory / "tls.key")
+        try:
+            with socket.create_connection((host, int(port)), timeout=10) as raw, \
+                    context.wrap_socket(raw, server_hostname=host) as tls:
+                served = tls.getpeercert(binary_form=True)
+        except (OSError, ssl.SSLError) as exc:
+            raise ApplicationError(f"TLS handshake with {cert.verify_endpoint} failed: "
+                                   f"{exc}", type="VerifyFailed") from exc
+        if cert.usage == "server" and served is not None:
+            served_serial = summarize(_der_to_pem(served)).serial
+            if served_serial != request.serial:
+                raise ApplicationError(f"{cert.verify_endpoint} serves serial {served_serial},"
+                                       f" not the installed {request.serial} (not reloaded?)",
+                                       type="VerifyFailed")
+        return f"handshake with {cert.verify_endpoint} succeeded"
+
+    def _read(self, cert: CertificateSettings) -> IssuedCertificate | None:
+        if cert.install == "files":
+            assert cert.directory is not None
+            return read_installed(cert.directory)
+        if cert.install == "kubernetes-secret":
+            from kubernetes import client  # noqa: PLC0415
+
+            from keyward.pki.k8s_secret import read_tls_secret  # noqa: PLC0415
+
+            assert cert.kubernetes_namespace is not None
+            assert cert.kubernetes_secret is not None
+            return read_tls_secret(client.CoreV1Api(self._kube()), cert.kubernetes_namespace,
+                                   cert.kubernetes_secret)
+        raise ApplicationError(f"reading installed certificates from {cert.install!r} is not "
+                               "supported yet", type="Unsupported", non_retryable=True)
+
+    def _install(self, name: str, cert: CertificateSettings, issued: IssuedCertificate) -> str:
+        if cert.install == "files":
+            assert cert.directory is not None
+            install_pair(cert.directory, issued)
+            return str(cert.directory)
+        if cert.install == "kubernetes-secret":
+            from kubernetes import client  # noqa: PLC0415
+
+            from keyward.pki.k8s_secret import TlsSecretError, install_tls_secret  # noqa: PLC0415
+
+            assert cert.kubernetes_namespace is not None
+            assert cert.kubernetes_secret is not None
+            try:
+                version = install_tls_secret(client.CoreV1Api(self._kube()),
+                                             namespace=cert.kubernetes_namespace,
+                                             name=cert.kubernetes_secret, issued=issued,
+                                             labels={"app.kubernetes.io/managed-by": "keyward"})
+            except TlsSecretError as exc:
+                raise ApplicationError(f"installing {name!r} into Secret "
+                                       f"{cert.kubernetes_namespace}/{cert.kubernetes_secret} "
+                                       f"failed: {exc}", type="InstallFailed",
+                                       non_retryable=not exc.retryable) from exc
+            return f"secret {cert.kubernetes_namespace}/{cert.kubernetes_secret}@{version}"
+        raise ApplicationError(f"installing {name!r} to {cert.install!r} is not supported yet",
+                               type="Unsupported", non_retryable=True)
+
+
+def _seconds(hours: float | None) -> int | None:
+    return None if hours is None else int(hours * 3600)
+
+
+def _der_to_pem(der: bytes) -> bytes:
+    return ssl.DER_cert_to_PEM_cert(der).encode()

@@ -1,0 +1,26 @@
+"""The one interface every certificate issuer implements."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from keyward.errors import KeywardError
+from keyward.pki.types import CertificateSpec, IssuedCertificate
+
+
+class IssuerError(KeywardError):
+    """Issuing failed. ``retryable`` tells the activity whether to let Temporal retry."""
+
+    def __init__(self, message: str, *, retryable: bool) -> None:
+        super().__init__(message)
+        self.retryable = retryable
+
+
+class Issuer(Protocol):
+    """Issues a certificate (and its key) for a spec. Synchronous: the SDKs behind the
+    issuers (hvac, azure, kubernetes) are, so renewal activities run on the thread pool."""
+
+    @property
+    def name(self) -> str: ...
+
+    def issue(self, spec: CertificateSpec) -> IssuedCertificate: ...

@@ -1,0 +1,43 @@
+"""Builds the issuer a certificate's settings name. SDKs are imported only when used:
+the Azure and Kubernetes clients are optional extras (``pip install keyward[azure]``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from keyward.config import CertificateSettings
+from keyward.errors import ConfigError
+from keyward.issuers.base import Issuer
+
+
+def build_issuer(name: str, cert: CertificateSettings) -> Issuer:
+    if cert.issuer == "local-ca":
+        from keyward.issuers.local_ca import LocalCaIssuer  # noqa: PLC0415
+
+        if cert.ca_cert is None or cert.ca_key is None:  # the settings check this already
+            raise ConfigError(f"certificates.{name}.ca_cert", "required for the local CA")
+        return LocalCaIssuer.from_files(cert.ca_cert, cert.ca_key)
+    if cert.issuer == "cert-manager":
+        from keyward.issuers.cert_manager import CertManagerIssuer  # noqa: PLC0415
+
+        if cert.kubernetes_namespace is None or cert.cert_manager_issuer is None:
+            raise ConfigError(f"certificates.{name}.cert_manager_issuer", "required")
+        return CertManagerIssuer(kubernetes_api_client(), namespace=cert.kubernetes_namespace,
+                                 issuer_name=cert.cert_manager_issuer,
+                                 issuer_kind=cert.cert_manager_issuer_kind)
+    raise ConfigError(f"certificates.{name}.issuer",
+                      f"{cert.issuer!r} is not wired into the worker yet")
+
+
+def kubernetes_api_client() -> Any:
+    """The pod's service account inside a cluster, else the user's kubeconfig."""
+    try:
+        from kubernetes import client, config  # noqa: PLC0415
+    except ImportError:
+        raise ConfigError("certificates", "the kubernetes client is not installed: "
+                          "pip install 'keyward[kubernetes]'") from None
+    try:
+        config.load_incluster_config()  # type: ignore[no-untyped-call]
+    except config.ConfigException:
+        config.load_kube_config()  # type: ignore[no-untyped-call]
+    return client.ApiClient()

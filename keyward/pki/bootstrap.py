@@ -1,0 +1,110 @@
+"""``starter.py pki bootstrap``: a CA plus a server and a client pair, ready for local mTLS.
+
+The layout is what certstrap-style guides hand to a Temporal dev server and its
+workers: ``ca.crt``/``ca.key`` at the top, then ``server/`` and ``client/``
+holding ``tls.crt``, ``tls.key`` and ``ca.crt``. The pairs are installed the same
+way renewals install them (``..data`` symlink swap), so the files a server is
+pointed at today keep working when keyward renews them later.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from keyward.errors import KeywardError
+from keyward.pki.ca import CertificateAuthority, utc
+from keyward.pki.install import InstalledPair, install_pair
+from keyward.pki.types import CertificateSpec
+from keyward.pki.validate import CertificateSummary, validate_pair
+
+CA_CERT = "ca.crt"
+CA_KEY = "ca.key"
+
+
+class BootstrapError(KeywardError):
+    """Bootstrapping would destroy an existing CA (and everything it issued)."""
+
+
+@dataclass(frozen=True)
+class WrittenFile:
+    path: Path
+    description: str
+
+
+@dataclass(frozen=True)
+class BootstrapResult:
+    """Everything ``bootstrap_local_pki`` wrote, for the command to print."""
+
+    directory: Path
+    ca: CertificateAuthority
+    server: InstalledPair
+    client: InstalledPair
+    files: tuple[WrittenFile, ...]
+
+
+def bootstrap_local_pki(directory: Path, *, ca_common_name: str = "keyward local CA",
+                        server_common_name: str = "localhost",
+                        server_dns_names: Sequence[str] = ("localhost",),
+                        server_ips: Sequence[str] = ("127.0.0.1",),
+                        client_common_name: str = "keyward-worker",
+                        client_lifetime: timedelta = timedelta(days=30),
+                        server_lifetime: timedelta = timedelta(days=365),
+                        overwrite: bool = False,
+                        now: datetime | None = None) -> BootstrapResult:
+    """Create a CA in ``directory`` and issue a server and a client pair from it.
+
+    An existing ``ca.crt`` or ``ca.key`` is only replaced with ``overwrite=True``:
+    a new CA silently invalidates every certificate the old one issued, on every
+    worker and server that trusts it.
+    """
+    directory = Path(directory)
+    moment = utc(now)
+    existing = [directory / name for name in (CA_CERT, CA_KEY) if (directory / name).exists()]
+    if existing and not overwrite:
+        raise BootstrapError(
+            f"{', '.join(map(str, existing))} already exists; replacing the CA invalidates "
+            "every certificate it issued. Pass overwrite=True (--overwrite) to do it anyway.")
+    ca = CertificateAuthority.bootstrap(ca_common_name, now=moment)
+    ca.save(directory / CA_CERT, directory / CA_KEY)
+    server_spec = CertificateSpec(name="server", common_name=server_common_name,
+                                  dns_names=tuple(server_dns_names),
+                                  ip_addresses=tuple(server_ips), usage="server",
+                                  lifetime=server_lifetime)
+    client_spec = CertificateSpec(name="client", common_name=client_common_name,
+                                  usage="client", lifetime=client_lifetime)
+    files = [
+        WrittenFile(directory / CA_CERT, f"CA certificate ({ca_common_name}): trust anchor "
+                                         "for servers (client CA) and clients (server CA)"),
+        WrittenFile(directory / CA_KEY, "CA private key (mode 0600): signs renewals with "
+                                        "issuer = \"local-ca\"; keep it off shared disks"),
+    ]
+    pairs: list[InstalledPair] = []
+    for spec in (server_spec, client_spec):
+        issued = ca.issue(spec, now=moment)
+        summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
+                                ca_pem=issued.ca_pem, now=moment, spec=spec)
+        installed = install_pair(directory / spec.name, issued)
+        pairs.append(installed)
+        files += _pair_files(installed.directory, spec, summary)
+    return BootstrapResult(directory, ca, pairs[0], pairs[1], tuple(files))
+
+
+def describe(result: BootstrapResult) -> list[str]:
+    """One line per file written, ``path: description``, for the command's output."""
+    return [f"{written.path}: {written.description}" for written in result.files]
+
+
+def _pair_files(directory: Path, spec: CertificateSpec,
+                summary: CertificateSummary) -> list[WrittenFile]:
+    names = ", ".join((*summary.dns_names, *summary.ip_addresses)) or "no SANs"
+    until = summary.not_after.strftime("%Y-%m-%d %H:%M UTC")
+    return [
+        WrittenFile(directory / "tls.crt", f"{spec.name} certificate CN={spec.common_name} "
+                                           f"({names}; {spec.usage} auth), valid until {until}"),
+        WrittenFile(directory / "tls.key", f"{spec.name} private key (mode 0600)"),
+        WrittenFile(directory / "ca.crt", f"CA certificate for the {spec.name} to verify "
+                                          "its peers"),
+    ]

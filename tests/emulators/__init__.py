@@ -1,0 +1,1 @@
+"""In-process stand-ins for cloud services keyward talks to, speaking their real wire protocols."""

@@ -1,0 +1,1 @@
+"""Certificate issuers driven through their real client libraries."""
