@@ -226,6 +226,19 @@ class CertificateActivities:
                                        f"failed: {exc}", type="InstallFailed",
                                        non_retryable=not exc.retryable) from exc
             return f"secret {cert.kubernetes_namespace}/{cert.kubernetes_secret}@{version}"
+        if cert.install == "azure-keyvault":
+            from keyward.issuers.azure_keyvault import import_to_key_vault  # noqa: PLC0415
+
+            assert cert.azure_vault_url is not None
+            assert cert.azure_certificate_name is not None
+            try:
+                version_id = import_to_key_vault(cert.azure_vault_url,
+                                                 cert.azure_certificate_name, issued)
+            except IssuerError as exc:
+                raise ApplicationError(f"importing {name!r} into Key Vault failed: {exc}",
+                                       type="InstallFailed",
+                                       non_retryable=not exc.retryable) from exc
+            return version_id
         raise ApplicationError(f"installing {name!r} to {cert.install!r} is not supported yet",
                                type="Unsupported", non_retryable=True)
 

@@ -25,6 +25,23 @@ def build_issuer(name: str, cert: CertificateSettings) -> Issuer:
         return CertManagerIssuer(kubernetes_api_client(), namespace=cert.kubernetes_namespace,
                                  issuer_name=cert.cert_manager_issuer,
                                  issuer_kind=cert.cert_manager_issuer_kind)
+    if cert.issuer == "azure-keyvault":
+        from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
+        from keyward.pki.ca import CertificateAuthority  # noqa: PLC0415
+
+        if cert.azure_vault_url is None or cert.azure_certificate_name is None:
+            raise ConfigError(f"certificates.{name}.azure_vault_url", "required")
+        if cert.azure_mode == "external-ca":
+            # Key Vault holds the key; keyward's CA signs the CSR it produces.
+            if cert.ca_cert is None or cert.ca_key is None:
+                raise ConfigError(f"certificates.{name}.ca_cert",
+                                  "required with azure_mode = 'external-ca' (the signing CA)")
+            ca = CertificateAuthority.load(cert.ca_cert, cert.ca_key)
+            return AzureKeyVaultIssuer(cert.azure_vault_url, cert.azure_certificate_name,
+                                       mode="external-ca", sign_csr=ca.sign_csr,
+                                       ca_pem=ca.ca_pem)
+        return AzureKeyVaultIssuer(cert.azure_vault_url, cert.azure_certificate_name,
+                                   mode="self")
     raise ConfigError(f"certificates.{name}.issuer",
                       f"{cert.issuer!r} is not wired into the worker yet")
 
