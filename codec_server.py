@@ -12,14 +12,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import signal
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import build_codec
 from keyward.codecserver.runner import start_codec_server
 from keyward.config import Settings, load_settings
-from keyward.errors import ConfigError, KeywardError
 from keyward.log import bind_context, configure_logging
 from keyward.vault.client import connect_vault
 
@@ -51,20 +50,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--config", type=Path, default=None,
                         help="settings file (default: $KEYWARD_CONFIG or ./keyward.toml)")
     args = parser.parse_args(argv)
-    try:
+
+    def body() -> int:
         settings = load_settings(args.config)
         configure_logging(settings.logging)
         bind_context(component="codec-server")
         return asyncio.run(run(settings))
-    except ConfigError as exc:
-        print(f"keyward: {exc}", file=sys.stderr)
-        return 2
-    except KeywardError as exc:
-        print(f"keyward: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+
+    return run_entry_point(body, action="codec server")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -25,10 +25,10 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.transit_keys import ReadKeyInput, TransitKeyActivities, TransitKeyInfo
+from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
-from keyward.errors import ConfigError, KeywardError
 from keyward.log import configure_logging
 from keyward.policy.cadence import format_interval
 from keyward.rotation.inputs import rotate_input
@@ -185,17 +185,14 @@ async def dispatch(settings: Settings, args: argparse.Namespace) -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> int:
         settings = load_settings(args.config)
         configure_logging(settings.logging)
         return asyncio.run(dispatch(settings, args))
-    except ConfigError as exc:
-        print(f"keyward: {exc}", file=sys.stderr)
-        return 2
-    except KeywardError as exc:
-        print(f"keyward: {exc}", file=sys.stderr)
-        return 1
+
+    return run_entry_point(body, action=args.command)
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -23,12 +23,12 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from activities import build_activities
+from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.codecserver.runner import start_codec_server
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
 from keyward.devstack.stack import LocalStack, start_local_stack
-from keyward.errors import ConfigError, KeywardError
 from keyward.log import bind_context, configure_logging, get_logger
 from keyward.rotation.reporter import UsageReporter
 from keyward.vault.client import VaultSession, connect_vault
@@ -113,20 +113,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    try:
+
+    def body() -> int:
         settings = load_settings(args.config)
         configure_logging(settings.logging)
         bind_context(component="worker")
         return asyncio.run(run(settings, dev=args.dev))
-    except ConfigError as exc:
-        print(f"keyward: {exc}", file=sys.stderr)
-        return 2
-    except KeywardError as exc:
-        print(f"keyward: {exc}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt:
-        return 130
+
+    return run_entry_point(body, action="worker")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -17,38 +17,46 @@ _MASK: Final = "**********"
 # Very short values would match innocent text everywhere; nothing we guard is that short.
 _MIN_REGISTERED_LEN: Final = 8
 _MAX_REGISTERED: Final = 4096
+_MAX_PINNED: Final = 1024
 
 
 class SecretRegistry:
-    """A bounded, thread-safe set of secret strings that must never be logged.
+    """A thread-safe set of secret strings that must never be logged.
 
-    Bounded because envelope-mode data keys are registered as they are created:
-    the oldest fall out once the codec's own cache has long forgotten them.
+    Two bounded sets, so that a flood of one kind can never push out the other:
+    *pinned* values (tokens, passwords, configured credentials; each login adds one)
+    and *ephemeral* ones (envelope-mode data keys, registered as they are created,
+    which fall out once the codec's own caches have long forgotten them).
     """
 
-    def __init__(self, max_entries: int = _MAX_REGISTERED) -> None:
+    def __init__(self, max_entries: int = _MAX_REGISTERED,
+                 max_pinned: int = _MAX_PINNED) -> None:
         self._lock = threading.Lock()
         self._values: OrderedDict[str, None] = OrderedDict()
+        self._pinned: OrderedDict[str, None] = OrderedDict()
         self._max = max_entries
+        self._max_pinned = max_pinned
 
-    def add(self, value: str) -> None:
+    def add(self, value: str, *, pinned: bool = True) -> None:
         if len(value) < _MIN_REGISTERED_LEN:
             return
+        target, limit = (self._pinned, self._max_pinned) if pinned else (self._values,
+                                                                        self._max)
         with self._lock:
-            self._values[value] = None
-            self._values.move_to_end(value)
-            while len(self._values) > self._max:
-                self._values.popitem(last=False)
+            target[value] = None
+            target.move_to_end(value)
+            while len(target) > limit:
+                target.popitem(last=False)
 
     def add_bytes(self, value: bytes) -> None:
-        """Register raw key material in the encodings it could be logged in."""
-        self.add(base64.b64encode(value).decode())
-        self.add(base64.urlsafe_b64encode(value).decode())
-        self.add(value.hex())
+        """Register raw key material (ephemeral) in the encodings it could be logged in."""
+        for text in (base64.b64encode(value).decode(), base64.urlsafe_b64encode(value).decode(),
+                     value.hex()):
+            self.add(text, pinned=False)
 
     def snapshot(self) -> tuple[str, ...]:
         with self._lock:
-            return tuple(self._values)
+            return (*self._pinned, *self._values)
 
     def scrub(self, text: str) -> str:
         for value in self.snapshot():

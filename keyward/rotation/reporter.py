@@ -57,13 +57,23 @@ class UsageReporter:
         by_key: dict[str, list[UsageSample]] = defaultdict(list)
         for sample in samples:
             by_key[sample.key].append(sample)
-        for key, key_samples in by_key.items():
-            try:
-                await self._send(key, key_samples)
-            except Exception as exc:  # noqa: BLE001 - any failure: keep the counts, retry later
+        unsent = dict(by_key)
+        try:
+            for key, key_samples in by_key.items():
+                try:
+                    await self._send(key, key_samples)
+                except Exception as exc:  # noqa: BLE001 - any failure: keep the counts, retry later
+                    self._usage.restore(key_samples)
+                    self._log.warning("usage report failed; will retry", key=key,
+                                      error=f"{type(exc).__name__}: {exc}")
+                del unsent[key]
+        finally:
+            # Cancelled mid-report (stop() does that): put back what was not confirmed, so
+            # stop()'s own flush sends it. A report Temporal got but did not confirm is then
+            # counted twice; over-counting only rotates sooner, losing counts could let a
+            # version overrun its budget.
+            for key_samples in unsent.values():
                 self._usage.restore(key_samples)
-                self._log.warning("usage report failed; will retry", key=key,
-                                  error=f"{type(exc).__name__}: {exc}")
 
     async def _send(self, key: str, samples: list[UsageSample]) -> None:
         report = UsageReport(reporter=self._reporter,

@@ -91,7 +91,9 @@ def _detail(exc: BaseException) -> str:
     if isinstance(errors, list) and errors:
         return "; ".join(str(e) for e in errors)
     text = str(exc).split(", on ", 1)[0]  # hvac appends ", on <method> <url>"
-    return text or type(exc).__name__
+    if text in ("", "None"):  # Vault sent an empty "errors" list (e.g. a plain 404)
+        return "no error detail from Vault"
+    return text
 
 
 def map_vault_error(exc: BaseException, operation: str) -> VaultError:

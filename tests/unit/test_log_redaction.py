@@ -109,3 +109,15 @@ def test_redact_text_keeps_ordinary_text() -> None:
     """Vault ciphertexts, key names and versions are not secrets and stay readable."""
     text = "key payments v3 ciphertext vault:v3:AAAA namespace default"
     assert redact_text(text) == text
+
+
+def test_token_stays_scrubbed_after_many_data_keys(captured: io.StringIO) -> None:
+    """Thousands of data keys (a long-running envelope codec) never evict a token."""
+    token = "hvs.long-running-process-token-0123456789"
+    Secret(token)
+    for _ in range(3000):
+        REGISTRY.add_bytes(os.urandom(32))
+    get_logger("keyward.test").info(f"message mentioning {token}")
+    output = captured.getvalue()
+    assert "message mentioning" in output
+    assert token not in output

@@ -74,3 +74,9 @@ def test_other_exceptions_are_not_swallowed() -> None:
     """Programming errors are not disguised as Vault errors."""
     with pytest.raises(TypeError):
         map_vault_error(ValueError("bug"), "x")
+
+
+def test_empty_error_list_gives_a_readable_detail() -> None:
+    """A 404 whose body has an empty errors list does not read 'None'."""
+    exc = hvac.exceptions.VaultError.from_status(404, errors=[], method="get", url="http://v")
+    assert str(map_vault_error(exc, "read key")).endswith("no error detail from Vault")

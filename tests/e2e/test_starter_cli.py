@@ -1,0 +1,197 @@
+"""`python starter.py ...` as an operator runs it, against `python worker.py --dev`.
+
+One local stack for the module (starting it is most of the cost), configured like a
+user's shell: ``KEYWARD_ROTATION__KEYS=default=40000000`` for worker and starter. The
+tests run in file order against it; the first rotation here is the one from v1 to v2.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import hvac
+import pytest
+
+from keyward.devstack.temporal_dev import temporal_cli_path
+from tests.e2e.devstack import ROOT, DevWorker
+from tests.support import wait_until
+
+RATE = "default=40000000"
+SCHEDULE = "keyward/rotate/transit/default"
+#: 40M/day at the default safety factor 0.5: the budget lasts 53 days, so 30 days.
+CADENCE = "40,000,000/day → NIST bound 107 days → budget 53 days at safety factor 0.5 → " \
+          "rotate every 30 days"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorker]:
+    # A short report interval so `status` soon has ledger counts to show.
+    worker = DevWorker.on_free_ports(tmp_path_factory.mktemp("starter-cli"),
+                                     KEYWARD_ROTATION__KEYS=RATE,
+                                     KEYWARD_ROTATION__LEDGER_REPORT_SECONDS="0.5")
+    try:
+        worker.start()
+        worker.wait_ready()
+        yield worker
+    finally:
+        worker.shut_down()
+
+
+def starter(stack: DevWorker, *args: str, keys: str = RATE) -> subprocess.CompletedProcess[str]:
+    env = stack.client_env | {"KEYWARD_ROTATION__KEYS": keys}
+    return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env,
+                          capture_output=True, text=True, timeout=60, check=False)
+
+
+def ok(result: subprocess.CompletedProcess[str]) -> str:
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def changes(stdout: str) -> dict[str, tuple[str, str]]:
+    """`schedules apply` output as {schedule id: (change, detail)}."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in stdout.splitlines():
+        change, schedule_id, detail = line.split(maxsplit=2)
+        found[schedule_id] = (change, detail)
+    return found
+
+
+def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
+    """stderr without the JSON log lines: what the person reads as the error."""
+    return [line for line in result.stderr.splitlines() if not line.startswith("{")]
+
+
+def latest_version(stack: DevWorker) -> int:
+    env = stack.client_env
+    client = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], timeout=10)
+    try:
+        return int(client.secrets.transit.read_key(name="default")["data"]["latest_version"])
+    finally:
+        client.adapter.close()
+
+
+def test_schedules_apply_creates_once_then_changes_nothing(stack: DevWorker) -> None:
+    """The first apply creates the key's schedule; applying again reports it unchanged."""
+    stack.temporal("schedule", "delete", "--schedule-id", SCHEDULE)  # absent on a fresh stack
+
+    first = changes(ok(starter(stack, "schedules", "apply")))
+    assert first == {SCHEDULE: ("created", CADENCE)}
+
+    second = changes(ok(starter(stack, "schedules", "apply")))
+    assert second == {SCHEDULE: ("unchanged", "every 30 days")}
+
+
+def test_changed_rate_recreates_the_schedule_with_the_new_cadence(stack: DevWorker) -> None:
+    """A hundred times the rate gives a 12-hour cadence; the schedule is recreated with it."""
+    ok(starter(stack, "schedules", "apply"))
+    try:
+        faster = changes(ok(starter(stack, "schedules", "apply", keys="default=4000000000")))
+        change, detail = faster[SCHEDULE]
+        assert change == "recreated"
+        assert detail.startswith("cadence changed: 4,000,000,000/day")
+        assert detail.endswith("rotate every 12 hours")
+        listed = ok(starter(stack, "schedules", "list", keys="default=4000000000"))
+        assert f"{SCHEDULE}  every 12 hours" in listed
+    finally:
+        restored = changes(ok(starter(stack, "schedules", "apply")))
+    assert restored[SCHEDULE] == ("recreated", f"cadence changed: {CADENCE}")
+
+
+def test_removed_key_is_stale_until_pruned(stack: DevWorker) -> None:
+    """A key dropped from the settings leaves a stale schedule; --prune deletes it."""
+    extra = "keyward/rotate/transit/extra"
+    added = changes(ok(starter(stack, "schedules", "apply", keys=f"{RATE},extra=1000")))
+    assert added[extra][0] == "created"
+
+    removed = changes(ok(starter(stack, "schedules", "apply")))
+    assert removed[extra] == ("stale", "key no longer configured; --prune deletes it")
+    assert removed[SCHEDULE][0] == "unchanged"
+
+    pruned = changes(ok(starter(stack, "schedules", "apply", "--prune")))
+    assert pruned[extra] == ("deleted", "key no longer configured")
+    assert extra not in changes(ok(starter(stack, "schedules", "apply")))
+
+
+def test_schedules_list_shows_interval_next_run_and_cadence(stack: DevWorker) -> None:
+    """`schedules list` names each schedule with its interval, next run and the why."""
+    ok(starter(stack, "schedules", "apply"))
+    listed = ok(starter(stack, "schedules", "list")).splitlines()
+    assert re.fullmatch(rf"{SCHEDULE}  every 30 days  next \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00",
+                        listed[0]), listed
+    assert listed[1] == f"    transit/default: {CADENCE}"
+
+
+def test_rotate_key_rotates_from_v1_to_v2(stack: DevWorker) -> None:
+    """`rotate-key default` runs the rotation workflow and prints its result as JSON."""
+    result = json.loads(ok(starter(stack, "rotate-key", "default")))
+    assert (result["key"], result["reason"]) == ("default", "manual")
+    assert (result["rotated"], result["old_version"], result["new_version"]) == (True, 1, 2)
+    assert latest_version(stack) == 2
+
+
+def test_status_shows_version_next_rotation_and_budget(stack: DevWorker) -> None:
+    """`status` has a row per key: latest version, floor, next rotation, ledger budget used."""
+    ok(starter(stack, "schedules", "apply"))
+    # The worker encrypts the result, so its usage reporter has counts to send the ledger.
+    ok(starter(stack, "inspect-key", "default"))
+    row = re.compile(rf"default\s+v{latest_version(stack)}\s+\d+h \d+m\s+v1\s+"
+                     r"\d{4}-\d\d-\d\dT\d\d:\d\d\+00:00\s+(?P<budget>.+?)\s*")
+    shown: list[str] = []
+
+    def ledger_counts_shown() -> bool:
+        lines = ok(starter(stack, "status")).splitlines()
+        shown[:] = lines
+        match = row.fullmatch(lines[1])
+        assert match is not None, lines
+        assert lines[0].split()[:2] == ["key", "version"]
+        return match["budget"] != "no reports yet"
+
+    wait_until(ledger_counts_shown, within=20, interval=0.5, what="ledger counts in status")
+    match = row.fullmatch(shown[1])
+    assert match is not None
+    assert re.fullmatch(r"[\d,]+ of 2,147,483,648 \(\d+\.\d{4}%\)", match["budget"]), shown
+
+
+def test_readme_temporal_cli_command_rotates(stack: DevWorker) -> None:
+    """The README's `temporal workflow execute --type RotateTransitKey` command works."""
+    before = latest_version(stack)
+    executed = subprocess.run(
+        [str(temporal_cli_path()), "workflow", "execute", "--type", "RotateTransitKey",
+         "--task-queue", "keyward", "--input", '{"key": "default"}',
+         "--address", f"127.0.0.1:{stack.temporal_port}",
+         # The stack's codec server, so the CLI shows the result the worker encrypted.
+         "--codec-endpoint", f"http://127.0.0.1:{stack.codec_port}", "-o", "json"],
+        capture_output=True, text=True, timeout=60, check=False)
+    assert executed.returncode == 0, executed.stdout + executed.stderr
+    document = json.loads(executed.stdout)
+    assert document["status"] == "COMPLETED", document
+    result = document["result"]
+    assert (result["rotated"], result["old_version"], result["new_version"]) == \
+        (True, before, before + 1)
+    assert latest_version(stack) == before + 1
+
+
+def test_rotate_key_of_unknown_key_is_one_clear_line(stack: DevWorker) -> None:
+    """A key Vault does not have fails the workflow at once: exit 1, one line naming it."""
+    result = starter(stack, "rotate-key", "no-such-key")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result)
+    assert line.startswith("keyward: rotate-key failed: ")
+    assert "transit/no-such-key" in line
+    assert "404" in line
+
+
+def test_status_of_unknown_key_is_one_clear_line(stack: DevWorker) -> None:
+    """`status` of a key Vault does not have: exit 1 and one line naming the key."""
+    result = starter(stack, "status", "no-such-key")
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "Traceback" not in result.stderr
+    (line,) = error_lines(result)
+    assert line.startswith("keyward: status failed: ")
+    assert "transit/no-such-key" in line
