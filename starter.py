@@ -5,6 +5,8 @@
     python starter.py rotate-key KEY              # rotate now (same workflow as the schedule)
     python starter.py status                      # versions, next rotation, NIST budget used
     python starter.py inspect-key KEY             # a Transit key's versions via the worker
+    python starter.py renew-cert NAME             # renew a configured certificate now
+    python starter.py pki bootstrap [--dir DIR]   # a local CA, server and client pair
 """
 
 from __future__ import annotations
@@ -24,19 +26,33 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
+from activities.certificates import CertificateActivities, CertificateRef
 from activities.transit_keys import ReadKeyInput, TransitKeyActivities, TransitKeyInfo
 from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
+from keyward.errors import ConfigError
+from keyward.issuers.factory import build_issuer
 from keyward.log import configure_logging
+from keyward.pki.bootstrap import bootstrap_local_pki, describe
 from keyward.policy.cadence import format_interval
 from keyward.rotation.inputs import rotate_input
 from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
 from keyward.vault.client import VaultSession, connect_vault
-from workflows.ids import ledger_workflow_id, manual_rotation_workflow_id, rotation_schedule_id
+from workflows.ids import (
+    ledger_workflow_id,
+    manual_renewal_workflow_id,
+    manual_rotation_workflow_id,
+    rotation_schedule_id,
+)
 from workflows.inspect_key import InspectTransitKey
 from workflows.key_ledger import LedgerState, TransitKeyLedger
+from workflows.renew_certificate import (
+    RenewCertificate,
+    RenewCertificateInput,
+    RenewCertificateResult,
+)
 from workflows.rotate_key import RotateKeyResult, RotateTransitKey
 
 
@@ -67,6 +83,43 @@ async def rotate_key(settings: Settings, key: str) -> RotateKeyResult:
             id=manual_rotation_workflow_id(mount, key, uuid.uuid4().hex[:8]),
             task_queue=settings.temporal.task_queue,
             static_summary=f"manual rotation of {mount}/{key}")
+
+
+async def renew_cert(settings: Settings, name: str) -> RenewCertificateResult:
+    if name not in settings.certificates:
+        known = ", ".join(sorted(settings.certificates)) or "none"
+        raise ConfigError(f"certificates.{name}", f"not configured (configured: {known})")
+    async with connected(settings) as (client, _):
+        return await client.execute_workflow(
+            RenewCertificate.run, RenewCertificateInput(name, force=True),
+            id=manual_renewal_workflow_id(name, uuid.uuid4().hex[:8]),
+            task_queue=settings.temporal.task_queue,
+            static_summary=f"manual renewal of certificate {name}")
+
+
+def pki_bootstrap(directory: Path, *, overwrite: bool) -> int:
+    result = bootstrap_local_pki(directory, overwrite=overwrite)
+    print(f"wrote a local PKI under {result.directory}:")
+    for line in describe(result):
+        print(f"  {line}")
+    return 0
+
+
+def certificate_rows(settings: Settings) -> list[tuple[str, ...]]:
+    """Installed certificates with their expiry, read where they are installed."""
+    inspector = CertificateActivities(settings, build_issuer)
+    rows: list[tuple[str, ...]] = []
+    now = datetime.now(UTC)
+    for name in sorted(settings.certificates):
+        info = inspector.inspect(CertificateRef(name))
+        if not info.present or info.not_after is None:
+            rows.append((name, "-", "-", "-", info.problem or "not installed"))
+            continue
+        left = _age((info.not_after - now).total_seconds()) if info.not_after > now \
+            else "EXPIRED"
+        rows.append((name, info.serial or "?", info.not_after.isoformat(timespec="minutes"),
+                     left, info.problem or "ok"))
+    return rows
 
 
 async def schedules_apply(settings: Settings, *, prune: bool) -> int:
@@ -139,14 +192,23 @@ async def status(settings: Settings, keys: Sequence[str]) -> int:
     keys = list(keys) or sorted(settings.rotation.keys) or ["default"]
     async with connected(settings) as (client, vault):
         rows = [await key_status(client, vault, settings, key) for key in keys]
-    headers = ("key", "version", "age", "floor", "next rotation", "NIST budget used (latest)")
-    table = [headers] + [(r.key, f"v{r.latest_version}", r.latest_age, f"v{r.decryption_floor}",
-                          r.next_rotation, r.budget_used) for r in rows]
+    _print_table(("key", "version", "age", "floor", "next rotation",
+                  "NIST budget used (latest)"),
+                 [(r.key, f"v{r.latest_version}", r.latest_age, f"v{r.decryption_floor}",
+                   r.next_rotation, r.budget_used) for r in rows])
+    if settings.certificates:
+        print()
+        _print_table(("certificate", "serial", "not after", "left", "state"),
+                     certificate_rows(settings))
+    print(f"\nas of {datetime.now(UTC).isoformat(timespec='seconds')}")
+    return 0
+
+
+def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
+    table = [headers, *rows]
     widths = [max(len(str(row[i])) for row in table) for i in range(len(headers))]
     for row in table:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
-    print(f"\nas of {datetime.now(UTC).isoformat(timespec='seconds')}")
-    return 0
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -158,6 +220,15 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     inspect.add_argument("key")
     rotate = commands.add_parser("rotate-key", help="rotate a Transit key now")
     rotate.add_argument("key")
+    renew = commands.add_parser("renew-cert", help="renew a configured certificate now")
+    renew.add_argument("name")
+    pki = commands.add_parser("pki", help="local PKI")
+    pki_actions = pki.add_subparsers(dest="pki_action", required=True)
+    bootstrap = pki_actions.add_parser("bootstrap", help="write a local CA, server and client pair")
+    bootstrap.add_argument("--dir", type=Path, default=Path("pki"),
+                           help="where to write (default: ./pki)")
+    bootstrap.add_argument("--overwrite", action="store_true",
+                           help="replace an existing CA (certificates it signed stop verifying)")
     show = commands.add_parser("status", help="versions, next rotation, budget used per key")
     show.add_argument("keys", nargs="*", help="keys to show (default: the configured ones)")
     schedules = commands.add_parser("schedules", help="rotation Schedules")
@@ -174,6 +245,8 @@ async def dispatch(settings: Settings, args: argparse.Namespace) -> int:
         print(json.dumps(asdict(await inspect_key(settings, args.key)), indent=2))
     elif args.command == "rotate-key":
         print(json.dumps(asdict(await rotate_key(settings, args.key)), indent=2, default=str))
+    elif args.command == "renew-cert":
+        print(json.dumps(asdict(await renew_cert(settings, args.name)), indent=2, default=str))
     elif args.command == "status":
         return await status(settings, args.keys)
     elif args.action == "apply":
@@ -187,6 +260,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
+        if args.command == "pki":  # needs no settings, Vault or Temporal
+            return pki_bootstrap(args.dir, overwrite=args.overwrite)
         settings = load_settings(args.config)
         configure_logging(settings.logging)
         return asyncio.run(dispatch(settings, args))

@@ -176,6 +176,7 @@ class CertificateActivities:
             with socket.create_connection((host, int(port)), timeout=10) as raw, \
                     context.wrap_socket(raw, server_hostname=host) as tls:
                 served = tls.getpeercert(binary_form=True)
+                _await_verdict(tls)
         except (OSError, ssl.SSLError) as exc:
             raise ApplicationError(f"TLS handshake with {cert.verify_endpoint} failed: "
                                    f"{exc}", type="VerifyFailed") from exc
@@ -241,6 +242,20 @@ class CertificateActivities:
             return version_id
         raise ApplicationError(f"installing {name!r} to {cert.install!r} is not supported yet",
                                type="Unsupported", non_retryable=True)
+
+
+def _await_verdict(tls: ssl.SSLSocket) -> None:
+    """Wait briefly for the server's judgement of our client certificate.
+
+    In TLS 1.3 the client finishes its handshake before the server has checked the
+    client certificate; a refusal arrives as an alert on the first read. Silence (the
+    server waits for us to speak, as a gRPC server does) or a clean close means accepted.
+    """
+    tls.settimeout(2.0)
+    try:
+        tls.recv(1)
+    except (TimeoutError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
+        return
 
 
 def _seconds(hours: float | None) -> int | None:

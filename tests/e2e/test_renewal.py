@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import base64
 import concurrent.futures
+import contextlib
 import dataclasses
+import socket
+import ssl
+import tempfile
+import threading
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -231,3 +236,74 @@ async def test_unusable_installed_pair_is_replaced(temporal_client: Client, tmp_
     assert fixed.renewed  # type: ignore[attr-defined]
     assert "unusable" in fixed.reason  # type: ignore[attr-defined]
     assert fixed.serial != first.serial  # type: ignore[attr-defined]
+
+
+@contextlib.contextmanager
+def mutual_tls_server(server_ca: CertificateAuthority,
+                      trusted_client_ca: bytes) -> Iterator[int]:
+    """A TLS server on a free port that requires client certificates from one CA."""
+    issued = server_ca.issue(CertificateSpec(name="srv", common_name="localhost",
+                                             dns_names=("localhost",),
+                                             ip_addresses=("127.0.0.1",), usage="server"))
+    with tempfile.TemporaryDirectory() as tmp:
+        cert, key = Path(tmp) / "s.crt", Path(tmp) / "s.key"
+        cert.write_bytes(issued.certificate_pem)
+        key.write_bytes(issued.private_key_pem)
+        context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        context.load_cert_chain(cert, key)
+        context.load_verify_locations(cadata=trusted_client_ca.decode())
+        context.verify_mode = ssl.CERT_REQUIRED
+        listener = socket.create_server(("127.0.0.1", 0))
+        listener.settimeout(0.2)
+        stop = threading.Event()
+
+        def serve() -> None:
+            while not stop.is_set():
+                try:
+                    raw, _ = listener.accept()
+                except TimeoutError:
+                    continue
+                with contextlib.suppress(ssl.SSLError, OSError), \
+                        context.wrap_socket(raw, server_side=True):
+                    pass
+
+        thread = threading.Thread(target=serve, daemon=True)
+        thread.start()
+        try:
+            yield listener.getsockname()[1]
+        finally:
+            stop.set()
+            thread.join(timeout=5)
+            listener.close()
+
+
+async def test_verify_step_proves_the_client_certificate_is_accepted(
+        temporal_client: Client, tmp_path: Path, ca_files: tuple[Path, Path],
+        task_queue: str) -> None:
+    """After installing, a real mutual-TLS handshake with verify_endpoint must succeed."""
+    ca = CertificateAuthority.load(*ca_files)
+    with mutual_tls_server(ca, ca.ca_pem) as port:
+        settings = settings_with(tmp_path, ca_files, task_queue,
+                                 verify_endpoint=f"127.0.0.1:{port}")
+        async with renewal_worker(temporal_client, settings):
+            result = await renew(temporal_client, settings)
+    assert result.renewed  # type: ignore[attr-defined]
+    assert "handshake with 127.0.0.1" in result.reason  # type: ignore[attr-defined]
+
+
+async def test_verify_step_fails_when_the_endpoint_refuses_the_certificate(
+        temporal_client: Client, tmp_path: Path, ca_files: tuple[Path, Path],
+        task_queue: str) -> None:
+    """An endpoint that trusts another CA makes the run fail at verification."""
+    ca = CertificateAuthority.load(*ca_files)
+    stranger = CertificateAuthority.bootstrap("another CA")
+    with mutual_tls_server(ca, stranger.ca_pem) as port:
+        settings = settings_with(tmp_path, ca_files, task_queue,
+                                 verify_endpoint=f"127.0.0.1:{port}")
+        async with renewal_worker(temporal_client, settings):
+            with pytest.raises(WorkflowFailureError) as caught:
+                await renew(temporal_client, settings)
+    cause = caught.value.cause
+    assert isinstance(cause, ActivityError)
+    assert isinstance(cause.cause, ApplicationError)
+    assert cause.cause.type == "VerifyFailed"
