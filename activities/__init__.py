@@ -11,14 +11,14 @@ from activities.certificates import CertificateActivities
 from activities.temporal_history import TemporalHistoryActivities
 from activities.transit_keys import TransitKeyActivities
 from keyward.config import Settings
-from keyward.issuers.factory import build_issuer
+from keyward.issuers.factory import issuer_factory
 
 
 def build_activities(*, vault: hvac.Client, settings: Settings) -> list[Callable[..., Any]]:
     """The bound activity methods the worker registers, built around shared clients."""
     transit = TransitKeyActivities(vault)
     history = TemporalHistoryActivities()
-    certificates = CertificateActivities(settings, build_issuer)
+    certificates = CertificateActivities(settings, issuer_factory(vault))
     return [transit.read_transit_key, transit.rotate_transit_key, transit.set_decryption_floor,
             history.describe_history_window, history.rewrap_schedule_inputs,
             certificates.inspect, certificates.issue_and_install, certificates.verify]

@@ -3,6 +3,8 @@ the Azure and Kubernetes clients are optional extras (``pip install keyward[azur
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from keyward.config import CertificateSettings
@@ -10,13 +12,27 @@ from keyward.errors import ConfigError
 from keyward.issuers.base import Issuer
 
 
-def build_issuer(name: str, cert: CertificateSettings) -> Issuer:
+def issuer_factory(vault: Any | None) -> Callable[[str, CertificateSettings], Issuer]:
+    """A factory bound to the worker's Vault client (for the Vault PKI issuer)."""
+    return functools.partial(build_issuer, vault=vault)
+
+
+def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = None) -> Issuer:
     if cert.issuer == "local-ca":
         from keyward.issuers.local_ca import LocalCaIssuer  # noqa: PLC0415
 
         if cert.ca_cert is None or cert.ca_key is None:  # the settings check this already
             raise ConfigError(f"certificates.{name}.ca_cert", "required for the local CA")
         return LocalCaIssuer.from_files(cert.ca_cert, cert.ca_key)
+    if cert.issuer == "vault-pki":
+        from keyward.issuers.vault_pki import VaultPkiIssuer  # noqa: PLC0415
+
+        if vault is None:
+            raise ConfigError(f"certificates.{name}.issuer",
+                              "vault-pki needs the worker's Vault connection")
+        if cert.vault_pki_role is None:
+            raise ConfigError(f"certificates.{name}.vault_pki_role", "required")
+        return VaultPkiIssuer(vault, mount=cert.vault_pki_mount, role=cert.vault_pki_role)
     if cert.issuer == "cert-manager":
         from keyward.issuers.cert_manager import CertManagerIssuer  # noqa: PLC0415
 

@@ -16,6 +16,7 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import hvac
 import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
@@ -25,7 +26,7 @@ from activities.certificates import CertificateActivities
 from keyward.config import CertificateSettings, Settings, TemporalSettings
 from keyward.issuers.base import Issuer, IssuerError
 from keyward.issuers.cert_manager import CertManagerIssuer
-from keyward.issuers.factory import build_issuer
+from keyward.issuers.factory import build_issuer, issuer_factory
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import read_installed
 from keyward.pki.types import CertificateSpec, IssuedCertificate
@@ -307,3 +308,36 @@ async def test_verify_step_fails_when_the_endpoint_refuses_the_certificate(
     assert isinstance(cause, ActivityError)
     assert isinstance(cause.cause, ApplicationError)
     assert cause.cause.type == "VerifyFailed"
+
+
+async def test_vault_pki_renewal(temporal_client: Client, vault_client: hvac.Client,
+                                 tmp_path: Path, task_queue: str) -> None:
+    """issuer = "vault-pki": the worker's Vault issues through pki/issue/<role>."""
+    mount = f"pki-{uuid.uuid4().hex[:8]}"
+    vault_client.sys.enable_secrets_engine("pki", path=mount)
+    vault_client.secrets.pki.generate_root("internal", "keyward test root",
+                                           extra_params={"key_type": "ec", "key_bits": 256},
+                                           mount_point=mount)
+    vault_client.secrets.pki.create_or_update_role(
+        "worker", extra_params={"allow_any_name": True, "key_type": "ec", "key_bits": 256,
+                                "server_flag": False, "client_flag": True, "max_ttl": "48h"},
+        mount_point=mount)
+    cert = CertificateSettings(common_name="keyward-worker", issuer="vault-pki",
+                               vault_pki_mount=mount, vault_pki_role="worker",
+                               directory=tmp_path / "worker", lifetime_hours=24)
+    settings = dataclasses.replace(Settings(), temporal=TemporalSettings(task_queue=task_queue),
+                                   certificates={"worker": cert})
+    activities = CertificateActivities(settings, issuer_factory(vault_client))
+    with concurrent.futures.ThreadPoolExecutor(4) as pool:
+        async with Worker(temporal_client, task_queue=task_queue, workflows=[RenewCertificate],
+                          activities=[activities.inspect, activities.issue_and_install,
+                                      activities.verify],
+                          activity_executor=pool, max_concurrent_activities=4):
+            result = await renew(temporal_client, settings)
+    assert result.renewed  # type: ignore[attr-defined]
+    installed = read_installed(tmp_path / "worker")
+    assert installed is not None
+    summary = summarize(installed.certificate_pem)
+    assert summary.serial == result.serial  # type: ignore[attr-defined]
+    assert summary.usages == ("client",)
+    vault_client.sys.disable_secrets_engine(path=mount)

@@ -38,6 +38,7 @@ from keyward.devstack.vaultdev.errors import (
 )
 from keyward.devstack.vaultdev.keyring import rotate_due_keys
 from keyward.devstack.vaultdev.kubernetes import KubernetesBackend
+from keyward.devstack.vaultdev.pki import BodyReply, PkiBackend
 from keyward.devstack.vaultdev.protocol import Call, Caller, Operation, Reply
 from keyward.devstack.vaultdev.state import Store
 from keyward.devstack.vaultdev.system import UNAUTHENTICATED, SystemBackend
@@ -80,6 +81,11 @@ class DevVault:
             return json_response(500, internal_error("internal error").body())
         if reply is None:
             return web.Response(status=204)
+        if isinstance(reply, BodyReply):
+            if reply.status == 204:
+                return web.Response(status=204)
+            return web.Response(status=reply.status, body=reply.body,
+                                content_type=reply.content_type)
         return json_response(reply.status, reply.envelope(mount_type))
 
     def serve(
@@ -140,7 +146,10 @@ class DevVault:
         if mount_path is None:
             return None, "", "", False
         secrets_mount = state.secrets_mounts[mount_path]
-        handler = TransitBackend(self.store, secrets_mount).handle
+        if secrets_mount.kind == "pki":
+            handler = PkiBackend(self.store, secrets_mount).handle
+        else:
+            handler = TransitBackend(self.store, secrets_mount).handle
         return handler, relative[len(mount_path) :], secrets_mount.kind, False
 
 

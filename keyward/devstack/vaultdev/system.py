@@ -14,6 +14,7 @@ from typing import Any
 
 from keyward.devstack.vaultdev import fields
 from keyward.devstack.vaultdev.errors import bad_request
+from keyward.devstack.vaultdev.pki import state_path as pki_state_path
 from keyward.devstack.vaultdev.protocol import Call, Operation, Reply
 from keyward.devstack.vaultdev.routing import Route, dispatch
 from keyward.devstack.vaultdev.state import (
@@ -29,7 +30,7 @@ from keyward.devstack.vaultdev.state import (
 VERSION = "1.19.0"
 CLUSTER_NAME = "keyward-dev-vault"
 
-SECRETS_ENGINES = frozenset({"transit"})
+SECRETS_ENGINES = frozenset({"transit", "pki"})
 AUTH_METHODS = frozenset({"approle", "kubernetes"})
 #: Paths Vault mounts itself and never lets anyone else take.
 _BUILTIN_SECRETS_PATHS = ("sys/", "cubbyhole/", "identity/")
@@ -171,8 +172,11 @@ class SystemBackend:
         path = normalize_mount_path(match["path"])
         if path in _BUILTIN_SECRETS_PATHS:
             raise bad_request(f"cannot unmount {path!r}")
-        if self._store.state.secrets_mounts.pop(path, None) is not None:
+        mount = self._store.state.secrets_mounts.pop(path, None)
+        if mount is not None:
             self._store.save()
+            # Vault drops a disabled mount's storage; a PKI mount keeps its CA keys apart.
+            pki_state_path(self._store.data_dir, mount).unlink(missing_ok=True)
 
     # auth methods ------------------------------------------------------------------
 
