@@ -75,10 +75,14 @@ def spec_for(name: str, cert: CertificateSettings) -> CertificateSpec:
 
 class CertificateActivities:
     def __init__(self, settings: Settings, issuers: IssuerFactory,
-                 kube_client: Callable[[], Any] | None = None) -> None:
+                 kube_client: Callable[[], Any] | None = None,
+                 azure_options: dict[str, Any] | None = None) -> None:
         self._settings = settings
         self._issuers = issuers
         self._kube_client = kube_client
+        #: Extra AzureKeyVaultIssuer/import arguments (credential, client_kwargs); tests
+        #: point them at the emulator, production uses DefaultAzureCredential.
+        self._azure_options = azure_options or {}
 
     def _kube(self) -> Any:
         """The Kubernetes ApiClient (tests inject one; production loads the pod's config)."""
@@ -201,6 +205,19 @@ class CertificateActivities:
             assert cert.kubernetes_secret is not None
             return read_tls_secret(client.CoreV1Api(self._kube()), cert.kubernetes_namespace,
                                    cert.kubernetes_secret)
+        if cert.install == "azure-keyvault":
+            from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
+
+            assert cert.azure_vault_url is not None
+            assert cert.azure_certificate_name is not None
+            reader = AzureKeyVaultIssuer(cert.azure_vault_url, cert.azure_certificate_name,
+                                         mode="self", **self._azure_options)
+            try:
+                return reader.read_installed()
+            except IssuerError as exc:
+                raise ApplicationError(f"reading {cert.azure_certificate_name!r} from Key "
+                                       f"Vault failed: {exc}", type="InspectFailed",
+                                       non_retryable=not exc.retryable) from exc
         raise ApplicationError(f"reading installed certificates from {cert.install!r} is not "
                                "supported yet", type="Unsupported", non_retryable=True)
 
@@ -234,7 +251,8 @@ class CertificateActivities:
             assert cert.azure_certificate_name is not None
             try:
                 version_id = import_to_key_vault(cert.azure_vault_url,
-                                                 cert.azure_certificate_name, issued)
+                                                 cert.azure_certificate_name, issued,
+                                                 **self._azure_options)
             except IssuerError as exc:
                 raise ApplicationError(f"importing {name!r} into Key Vault failed: {exc}",
                                        type="InstallFailed",

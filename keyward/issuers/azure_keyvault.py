@@ -31,6 +31,7 @@ from azure.core.exceptions import (
     ClientAuthenticationError,
     HttpResponseError,
     ResourceExistsError,
+    ResourceNotFoundError,
     ServiceRequestError,
     ServiceResponseError,
 )
@@ -277,6 +278,19 @@ class AzureKeyVaultIssuer:
         with (self._certificate_client() as certificates,
               self._call.translate("reading the certificate")):
             certificate = certificates.get_certificate(self._certificate_name)
+        return self._export(certificate)
+
+    def read_installed(self) -> IssuedCertificate | None:
+        """What the vault holds now (with its key), or None when there is no such certificate.
+
+        The renewal workflow's inspection step for ``install = "azure-keyvault"``.
+        """
+        with (self._certificate_client() as certificates,
+              self._call.translate("reading the certificate")):
+            try:
+                certificate = certificates.get_certificate(self._certificate_name)
+            except ResourceNotFoundError:
+                return None
         return self._export(certificate)
 
     # -- creation ---------------------------------------------------------------------------

@@ -6,6 +6,7 @@ emulator checks that exactly that token arrives after the 401 challenge.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import time
 import uuid
@@ -34,7 +35,10 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from temporalio.testing import ActivityEnvironment
 
+from activities.certificates import CertificateActivities, CertificateRef
+from keyward.config import CertificateSettings, Settings
 from keyward.devstack.processes import free_port
 from keyward.issuers.azure_keyvault import (
     AzureKeyVaultIssuer,
@@ -42,6 +46,7 @@ from keyward.issuers.azure_keyvault import (
     validity_in_months,
 )
 from keyward.issuers.base import IssuerError
+from keyward.issuers.factory import build_issuer
 from keyward.pki.ca import CertificateAuthority, CertificateAuthorityError
 from keyward.pki.types import CertificateSpec, IssuedCertificate
 from tests.emulators.azure_keyvault import KeyVaultEmulator, RunningVault, serve
@@ -640,3 +645,26 @@ def test_a_pkcs12_backed_certificate_is_exported_too(
     assert back.ca_pem is None  # the root was never in the vault and no ca_pem was given
     assert vault.emulator.policy_of("pfx")["secret_props"]["contentType"] == (
         "application/x-pkcs12")
+
+
+def test_renewal_activities_install_into_and_read_back_from_key_vault(
+        vault: RunningVault, credential: FixedTokenCredential, tmp_path: Path) -> None:
+    """install = "azure-keyvault": the renewal activities import the pair, then inspect it."""
+    ca = CertificateAuthority.bootstrap("akv test CA")
+    ca.save(tmp_path / "ca.crt", tmp_path / "ca.key")
+    cert = CertificateSettings(common_name="keyward-worker", ca_cert=tmp_path / "ca.crt",
+                               ca_key=tmp_path / "ca.key", install="azure-keyvault",
+                               azure_vault_url=vault.url, azure_certificate_name="worker-cert",
+                               lifetime_hours=24)
+    settings = dataclasses.replace(Settings(), certificates={"worker": cert})
+    activities = CertificateActivities(
+        settings, build_issuer,
+        azure_options={"credential": credential, "client_kwargs": connection(vault)})
+    env = ActivityEnvironment()
+    assert not env.run(activities.inspect, CertificateRef("worker")).present
+    installed = env.run(activities.issue_and_install, CertificateRef("worker"))
+    assert installed.installed_to  # the new Key Vault version's id
+    seen = env.run(activities.inspect, CertificateRef("worker"))
+    assert seen.present
+    assert seen.serial == installed.serial
+    assert seen.problem is None
