@@ -27,6 +27,7 @@ from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.codecserver.runner import start_codec_server
 from keyward.config import Settings, load_settings
+from keyward.connect.reload import ClientCertificateReloader, ClientTLSFiles
 from keyward.connect.temporal import connect_temporal
 from keyward.devstack.stack import LocalStack, start_local_stack
 from keyward.log import bind_context, configure_logging, get_logger
@@ -74,10 +75,21 @@ async def run(settings: Settings, *, dev: bool) -> int:
         if stack is not None and stack.codec_server is not None:
             codec_server = await start_codec_server(stack.codec_server, codec.codec)
             resources.push_async_callback(codec_server.stop)
-        reporter = UsageReporter(client, settings, codec.usage)
+        worker = build_worker(client, settings, vault, executor)
+        tls = settings.temporal
+        if tls.tls_cert is not None and tls.tls_key is not None:
+            # New certificate files → new client handed to the running worker; no restart.
+            reloader = ClientCertificateReloader(
+                worker, client, ClientTLSFiles(cert=tls.tls_cert, key=tls.tls_key,
+                                               ca=tls.tls_server_ca,
+                                               server_name=tls.tls_server_name),
+                interval=tls.tls_reload_seconds, client_ca_for_validation=tls.tls_client_ca)
+            reloader.start()
+            resources.push_async_callback(reloader.stop)
+        # Reads worker.client on every report, so it follows certificate reloads.
+        reporter = UsageReporter(lambda: worker.client, settings, codec.usage)
         reporter.start()
         resources.push_async_callback(reporter.stop)  # flushes the last counts
-        worker = build_worker(client, settings, vault, executor)
         get_logger("keyward.worker").info(
             "worker started", task_queue=settings.temporal.task_queue,
             namespace=client.namespace, temporal=env.get("TEMPORAL_ADDRESS"),

@@ -76,6 +76,20 @@ class TemporalSettings:
     profile: str | None = None
     config_file: Path | None = None
     task_queue: str = field(default=DEFAULT_TASK_QUEUE, metadata=_check(_non_empty))
+    #: mTLS client certificate files, watched and reloaded without a restart. They take
+    #: precedence over envconfig's TLS paths (which are read only once, at start).
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_server_ca: Path | None = None
+    tls_server_name: str | None = None
+    #: The CA that must have signed a new client pair before it is used (recommended).
+    tls_client_ca: Path | None = None
+    tls_reload_seconds: float = field(default=1.0, metadata=_check(_positive))
+
+    def __post_init__(self) -> None:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("temporal.tls_key" if self.tls_key is None else "temporal.tls_cert",
+                              "tls_cert and tls_key go together")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -29,6 +29,10 @@ def _server_context(cert: Path, key: Path, client_ca: Path | None) -> ssl.SSLCon
     if client_ca is not None:
         context.load_verify_locations(cafile=str(client_ca))
         context.verify_mode = ssl.CERT_REQUIRED
+        # A resumed session skips verification: an expired client certificate could keep
+        # reconnecting. Client-authenticated servers do full handshakes only.
+        context.num_tickets = 0
+        context.options |= ssl.OP_NO_TICKET
     return context
 
 

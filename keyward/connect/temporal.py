@@ -49,6 +49,16 @@ async def connect_temporal(
 ) -> Client:
     """Connect, failing fast with a clear :class:`StartupError` when nobody answers."""
     config = load_connect_config(settings, env=env)
+    if settings.tls_cert is not None and settings.tls_key is not None:
+        from keyward.connect.reload import ClientTLSFiles, tls_config  # noqa: PLC0415
+
+        try:
+            config["tls"] = tls_config(ClientTLSFiles(
+                cert=settings.tls_cert, key=settings.tls_key, ca=settings.tls_server_ca,
+                server_name=settings.tls_server_name))
+        except OSError as exc:
+            raise ConfigError("temporal.tls_cert",
+                              f"cannot read the client certificate pair: {exc}") from None
     address = config["target_host"]
     retry_ms = int(connect_timeout.total_seconds() * 1000)
     try:

@@ -12,12 +12,11 @@ validation fails until both files agree.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 
-from keyward.log import get_logger
+from keyward.periodic import PeriodicTask
 
 
 def digest_files(paths: Sequence[Path]) -> str | None:
@@ -47,19 +46,14 @@ class ContentWatcher:
         self._on_change = on_change
         self._interval = interval_seconds
         self._seen = digest_files(self.paths)
-        self._task: asyncio.Task[None] | None = None
-        self._log = get_logger("keyward.watch", files=[str(p) for p in self.paths])
+        self._periodic = PeriodicTask("content-watcher", self.check_now,
+                                      interval_seconds=interval_seconds)
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="content-watcher")
+        self._periodic.start()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
 
     async def check_now(self) -> bool:
         """Poll once; True if new content was offered and accepted."""
@@ -68,11 +62,3 @@ class ContentWatcher:
             return False
         self._seen = current
         return await self._on_change()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._interval)
-            try:
-                await self.check_now()
-            except Exception as exc:  # noqa: BLE001 - a watcher must outlive one bad reload
-                self._log.error("reload handler failed", error=f"{type(exc).__name__}: {exc}")

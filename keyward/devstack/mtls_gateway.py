@@ -113,6 +113,10 @@ def build_server_context(config: GatewayConfig) -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.verify_mode = ssl.CERT_REQUIRED
+    # No session resumption: a resumed TLS session skips certificate verification, so a
+    # client could keep reconnecting on an expired (or no longer trusted) certificate.
+    context.num_tickets = 0
+    context.options |= ssl.OP_NO_TICKET
     # gRPC is HTTP/2; clients that negotiate ALPN abort when the server picks nothing.
     context.set_alpn_protocols(["h2"])
     try:

@@ -8,49 +8,42 @@ lost; it is retried at the next interval.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import socket
 from collections import defaultdict
+from collections.abc import Callable
 
 from temporalio.client import Client
 
 from keyward.codec.usage import UsageCounters, UsageSample
 from keyward.config import Settings
 from keyward.log import get_logger
+from keyward.periodic import PeriodicTask
 from keyward.rotation.inputs import ledger_input
 from workflows.ids import ledger_workflow_id
 from workflows.key_ledger import TransitKeyLedger, UsageReport, VersionCount
 
 
 class UsageReporter:
-    def __init__(self, client: Client, settings: Settings, usage: UsageCounters) -> None:
-        self._client = client
+    def __init__(self, client: Client | Callable[[], Client], settings: Settings,
+                 usage: UsageCounters) -> None:
+        # A callable follows the worker's current client across certificate reloads.
+        self._client = client if callable(client) else (lambda: client)
         self._settings = settings
         self._usage = usage
         self._reporter = f"{socket.gethostname()}:{os.getpid()}"
-        self._task: asyncio.Task[None] | None = None
+        self._periodic = PeriodicTask("usage-reporter", self.flush,
+                                      interval_seconds=settings.rotation.ledger_report_seconds)
         self._log = get_logger("keyward.rotation.reporter")
         self.reports_sent = 0
 
     def start(self) -> None:
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="usage-reporter")
+        self._periodic.start()
 
     async def stop(self) -> None:
         """Stop and send what was counted since the last report."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await self._periodic.stop()
         await self.flush()
-
-    async def _run(self) -> None:
-        while True:
-            await asyncio.sleep(self._settings.rotation.ledger_report_seconds)
-            await self.flush()
 
     async def flush(self) -> None:
         samples = self._usage.drain()
@@ -78,7 +71,7 @@ class UsageReporter:
     async def _send(self, key: str, samples: list[UsageSample]) -> None:
         report = UsageReport(reporter=self._reporter,
                              counts=[VersionCount(s.version, s.encryptions) for s in samples])
-        await self._client.start_workflow(
+        await self._client().start_workflow(
             TransitKeyLedger.run, ledger_input(self._settings, key),
             id=ledger_workflow_id(self._settings.vault.transit_mount, key),
             task_queue=self._settings.temporal.task_queue,

@@ -167,3 +167,10 @@ lifetime_hours = 24
     with pytest.raises(ConfigError) as caught:
         load_settings(nameless, env={})
     assert caught.value.setting == "certificates.y.common_name"
+
+
+def test_temporal_tls_pair_goes_together(tmp_path: Path) -> None:
+    """A client certificate without its key (or the reverse) is refused at load."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, '[temporal]\ntls_cert = "c.pem"\n'), env={})
+    assert caught.value.setting == "temporal.tls_key"
