@@ -46,7 +46,7 @@ def generate_private_key(key_type: KeyType = "ec-p256") -> PrivateKey:
 
 
 def private_key_pem(key: PrivateKey) -> bytes:
-    """``key`` as unencrypted PKCS#8 PEM (``-----BEGIN PRIVATE KEY-----``)."""
+    """``key`` as unencrypted PKCS#8 PEM (the "PRIVATE KEY" block type, no passphrase)."""
     return key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
                              serialization.NoEncryption())
 
