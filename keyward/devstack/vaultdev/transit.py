@@ -27,7 +27,7 @@ import base64
 import dataclasses
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from keyward.devstack.vaultdev import fields
@@ -277,27 +277,10 @@ class TransitBackend:
 
     def _decrypt(self, call: Call, match: re.Match[str]) -> Reply:
         data = call.data
-        batch = data.get("batch_input") is not None
-        if batch:
-            items = decode_batch(data["batch_input"], require="ciphertext")
-            if not items:
-                raise bad_request("missing batch input to process")
-        else:
-            ciphertext = fields.string(data, "ciphertext")
-            if not ciphertext:
-                raise bad_request("missing ciphertext to decrypt")
-            items = [
-                Item(
-                    ciphertext=ciphertext,
-                    context=fields.string(data, "context"),
-                    nonce=fields.string(data, "nonce"),
-                    associated_data=fields.string(data, "associated_data"),
-                )
-            ]
-        results = self._prepare_decryption(items)
-        key = self._keys.get(match["name"])
-        if key is None:
-            raise bad_request("encryption key not found")
+        batch, items = _ciphertext_items(
+            data, require="ciphertext",
+            single=lambda: {"associated_data": fields.string(data, "associated_data")})
+        results, key = self._prepared(items, match["name"])
         for item, result in zip(items, results, strict=True):
             if not result.error:
                 run_item(decrypt_item, result, key, item)
@@ -307,6 +290,14 @@ class TransitBackend:
         if results[0].error:
             single_failure(results[0])
         return Reply(data={"plaintext": results[0].plaintext})
+
+    def _prepared(self, items: list[Item], name: str) -> tuple[list[Result], TransitKey]:
+        """Per-item results with field errors filled in, and the key (decrypt and rewrap)."""
+        results = self._prepare_decryption(items)
+        key = self._keys.get(name)
+        if key is None:
+            raise bad_request("encryption key not found")
+        return results, key
 
     @staticmethod
     def _prepare_decryption(items: list[Item]) -> list[Result]:
@@ -323,27 +314,10 @@ class TransitBackend:
 
     def _rewrap(self, call: Call, match: re.Match[str]) -> Reply:
         data = call.data
-        batch = data.get("batch_input") is not None
-        if batch:
-            items = decode_batch(data["batch_input"], require=None)
-            if not items:
-                raise bad_request("missing batch input to process")
-        else:
-            ciphertext = fields.string(data, "ciphertext")
-            if not ciphertext:
-                raise bad_request("missing ciphertext to decrypt")
-            items = [
-                Item(
-                    ciphertext=ciphertext,
-                    context=fields.string(data, "context"),
-                    nonce=fields.string(data, "nonce"),
-                    key_version=fields.integer(data, "key_version"),
-                )
-            ]
-        results = self._prepare_decryption(items)
-        key = self._keys.get(match["name"])
-        if key is None:
-            raise bad_request("encryption key not found")
+        batch, items = _ciphertext_items(
+            data, require=None,
+            single=lambda: {"key_version": fields.integer(data, "key_version")})
+        results, key = self._prepared(items, match["name"])
         for item, result in zip(items, results, strict=True):
             if result.error:
                 continue
@@ -482,3 +456,22 @@ def _trim_refusal(key: TransitKey, wanted: int) -> str:
     if wanted == 0:
         return "minimum available version should be positive"
     return ""
+
+
+def _ciphertext_items(data: Mapping[str, Any], *, require: str | None,
+                      single: Callable[[], dict[str, Any]]) -> tuple[bool, list[Item]]:
+    """(is batch, items) for the endpoints that take ciphertexts: decrypt and rewrap.
+
+    ``single`` gives the endpoint's own fields of a non-batch request; it is called only
+    then, because Vault ignores top-level fields of a batch request.
+    """
+    if data.get("batch_input") is not None:
+        items = decode_batch(data["batch_input"], require=require)
+        if not items:
+            raise bad_request("missing batch input to process")
+        return True, items
+    ciphertext = fields.string(data, "ciphertext")
+    if not ciphertext:
+        raise bad_request("missing ciphertext to decrypt")
+    return False, [Item(ciphertext=ciphertext, context=fields.string(data, "context"),
+                        nonce=fields.string(data, "nonce"), **single())]
