@@ -29,9 +29,12 @@ from keyward.codecserver.runner import start_codec_server
 from keyward.config import Settings, load_settings
 from keyward.connect.reload import ClientCertificateReloader, ClientTLSFiles
 from keyward.connect.temporal import connect_temporal
+from keyward.devstack.mtls import MANAGED_BY
 from keyward.devstack.stack import LocalStack, start_local_stack
 from keyward.log import bind_context, configure_logging, get_logger
+from keyward.metrics import MetricsServer
 from keyward.rotation.reporter import UsageReporter
+from keyward.rotation.schedules import apply_certificate_schedule
 from keyward.vault.client import VaultSession, connect_vault
 from workflows import ALL_WORKFLOWS
 
@@ -58,11 +61,12 @@ async def run(settings: Settings, *, dev: bool) -> int:
         loop.add_signal_handler(sig, stop.set)
     env = dict(os.environ)
     # Everything acquired below is released in reverse order on every way out.
+    log = get_logger("keyward.worker")
     async with contextlib.AsyncExitStack() as resources:
         stack: LocalStack | None = None
         if dev:
             stack = await start_local_stack(settings, env)
-            resources.callback(stack.stop)
+            resources.push_async_callback(stack.aclose)
             settings, env = stack.settings, stack.env
             stack.describe(sys.stdout)
         vault = await asyncio.to_thread(connect_vault, settings.vault)
@@ -86,11 +90,21 @@ async def run(settings: Settings, *, dev: bool) -> int:
                 interval=tls.tls_reload_seconds, client_ca_for_validation=tls.tls_client_ca)
             reloader.start()
             resources.push_async_callback(reloader.stop)
+        if stack is not None and stack.worker_certificate is not None:
+            # The stack's own certificate: its renewal schedule is the stack's to keep.
+            change = await apply_certificate_schedule(client, settings, stack.worker_certificate,
+                                                      managed_by=MANAGED_BY)
+            log.info("worker certificate schedule", schedule=change.schedule_id,
+                     change=change.change, detail=change.detail)
+        if settings.metrics.port:
+            metrics = MetricsServer(settings.metrics, healthy=lambda: not stop.is_set())
+            await metrics.start()
+            resources.push_async_callback(metrics.stop)
         # Reads worker.client on every report, so it follows certificate reloads.
         reporter = UsageReporter(lambda: worker.client, settings, codec.usage)
         reporter.start()
         resources.push_async_callback(reporter.stop)  # flushes the last counts
-        get_logger("keyward.worker").info(
+        log.info(
             "worker started", task_queue=settings.temporal.task_queue,
             namespace=client.namespace, temporal=env.get("TEMPORAL_ADDRESS"),
             vault=settings.vault.address, codec_mode=settings.codec.mode)

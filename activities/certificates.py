@@ -20,6 +20,7 @@ from temporalio.exceptions import ApplicationError
 
 from keyward.config import CertificateSettings, Settings
 from keyward.issuers.base import Issuer, IssuerError
+from keyward.metrics import CERTIFICATE_EXPIRY
 from keyward.pki.install import install_pair, read_installed
 from keyward.pki.types import CertificateSpec, IssuedCertificate
 from keyward.pki.validate import CertificateValidationError, summarize, validate_pair
@@ -119,10 +120,12 @@ class CertificateActivities:
             problem = "; ".join(exc.problems)
             if exc.summary is None:  # not even readable: renew, with nothing to report
                 return dataclasses.replace(base, present=True, problem=problem)
+            CERTIFICATE_EXPIRY.labels(certificate=ref.name).set(exc.summary.not_after.timestamp())
             return dataclasses.replace(
                 base, present=True, serial=exc.summary.serial, subject=exc.summary.subject,
                 not_before=exc.summary.not_before, not_after=exc.summary.not_after,
                 problem=problem)
+        CERTIFICATE_EXPIRY.labels(certificate=ref.name).set(summary.not_after.timestamp())
         return dataclasses.replace(base, present=True, serial=summary.serial,
                                    subject=summary.subject, not_before=summary.not_before,
                                    not_after=summary.not_after)
@@ -148,6 +151,7 @@ class CertificateActivities:
                 f"NOT installed: {'; '.join(exc.problems)}", type="CertificateInvalid",
                 non_retryable=True) from exc
         installed_to = self._install(ref.name, cert, issued)
+        CERTIFICATE_EXPIRY.labels(certificate=ref.name).set(summary.not_after.timestamp())
         activity.logger.info("installed certificate %s serial %s (valid until %s) to %s",
                              ref.name, summary.serial, summary.not_after.isoformat(),
                              installed_to)

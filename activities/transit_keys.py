@@ -15,6 +15,7 @@ import hvac
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from keyward.metrics import KEY_LATEST_VERSION_CREATED
 from keyward.temporal.failures import as_application_error
 from keyward.vault.errors import VaultError, vault_errors
 
@@ -131,15 +132,19 @@ class TransitKeyActivities:
                                                             mount_point=mount)["data"]
         except VaultError as exc:
             raise as_application_error(exc) from exc
+        created = {int(v): _unix(t) for v, t in data["keys"].items()}
+        latest = int(data["latest_version"])
+        if latest in created:
+            KEY_LATEST_VERSION_CREATED.labels(key=key).set(created[latest])
         return TransitKeyInfo(
             name=key,
             type=str(data["type"]),
-            latest_version=int(data["latest_version"]),
+            latest_version=latest,
             min_decryption_version=int(data["min_decryption_version"]),
             min_encryption_version=int(data.get("min_encryption_version") or 0),
             min_available_version=int(data.get("min_available_version") or 0),
             auto_rotate_period_seconds=int(data.get("auto_rotate_period") or 0),
-            version_created={int(v): _unix(t) for v, t in data["keys"].items()},
+            version_created=created,
         )
 
 

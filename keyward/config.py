@@ -52,6 +52,10 @@ def _port(value: Any) -> str | None:
     return None if 0 < value < 65536 else "must be a TCP port between 1 and 65535"
 
 
+def _port_or_zero(value: Any) -> str | None:
+    return None if 0 <= value < 65536 else "must be a TCP port, or 0 for off"
+
+
 def _http_url(value: Any) -> str | None:
     parsed = urlparse(value)
     if parsed.scheme not in ("http", "https") or not parsed.hostname:
@@ -330,6 +334,24 @@ class DevstackSettings:
     codec_server_port: int = field(default=8234, metadata=_check(_port))
     #: Transit keys created at start so the worker has something to encrypt with.
     transit_keys: tuple[str, ...] = ("default",)
+    #: Run the worker through an mTLS gateway with a short-lived certificate from a local
+    #: CA (renewed by a RenewCertificate schedule, reloaded without restart).
+    mtls: bool = True
+    gateway_port: int = field(default=7443, metadata=_check(_port))
+    #: Lifetime of the worker's client certificate; renewed with a third of it left.
+    client_certificate_minutes: float = field(default=10.0, metadata=_check(_positive))
+    #: The gateway closes connections this old, as Temporal Cloud does every 5 minutes.
+    gateway_max_connection_age_seconds: float = field(default=300.0,
+                                                      metadata=_check(_positive))
+
+
+@dataclass(frozen=True, kw_only=True)
+class MetricsSettings:
+    """The worker's Prometheus endpoint (``/metrics``) and health check (``/health``)."""
+
+    host: str = "127.0.0.1"
+    #: 0 turns the endpoint off.
+    port: int = field(default=0, metadata=_check(_port_or_zero))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -350,6 +372,7 @@ class Settings:
     #: Certificates by name (TOML tables [certificates.<name>]).
     certificates: dict[str, CertificateSettings] = field(default_factory=dict)
     devstack: DevstackSettings = field(default_factory=DevstackSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     logging: LoggingSettings = field(default_factory=LoggingSettings)
     #: Where the settings came from, for messages ("from /etc/keyward.toml").
     source: str = field(default="defaults", compare=False)
@@ -362,6 +385,7 @@ _SECTIONS: Final[dict[str, type[Any]]] = {
     "codec_server": CodecServerSettings,
     "rotation": RotationSettings,
     "devstack": DevstackSettings,
+    "metrics": MetricsSettings,
     "logging": LoggingSettings,
 }
 

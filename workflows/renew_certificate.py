@@ -25,12 +25,14 @@ with workflow.unsafe.imports_passed_through():
         InstalledCertificate,
         VerifyRequest,
     )
-    from keyward.policy.renewal import renewal_decision
+    from keyward.policy.renewal import DEFAULT_RENEW_FRACTION, renewal_decision
 
 #: Issuers may be briefly unreachable: keep trying with backoff; the old pair stays in place.
 ISSUER_RETRY = RetryPolicy(initial_interval=timedelta(seconds=2), backoff_coefficient=2.0,
                            maximum_interval=timedelta(minutes=2))
 QUICK = timedelta(seconds=30)
+#: Patch id: the default renewal window is a third of the configured lifetime.
+WINDOW_FROM_CONFIGURED_LIFETIME = "renew-window-from-configured-lifetime"
 
 
 @dataclass(frozen=True)
@@ -90,10 +92,16 @@ class RenewCertificate:
             return f"installed certificate unusable ({installed.problem}): replacing", True, True
         if not installed.present or installed.not_before is None or installed.not_after is None:
             return "nothing installed yet: issuing", True, False
+        renew_before = _delta(installed.renew_before_seconds)
+        if renew_before is None and workflow.patched(WINDOW_FROM_CONFIGURED_LIFETIME):
+            # A third of the lifetime asked for, not of not_after - not_before: issuers
+            # backdate not_before for clock skew (a minute here), which would otherwise pull
+            # a short-lived certificate's renewal far earlier than 2/3 of its life.
+            renew_before = timedelta(seconds=installed.lifetime_seconds) * DEFAULT_RENEW_FRACTION
         decision = renewal_decision(
             not_before=installed.not_before, not_after=installed.not_after,
             now=workflow.now(), seed=installed.serial or request.name,
-            renew_before=_delta(installed.renew_before_seconds),
+            renew_before=renew_before,
             critical_below=_delta(installed.critical_seconds))
         if request.force and not decision.renew:
             return f"forced ({decision.reason})", True, decision.critical

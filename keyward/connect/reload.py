@@ -40,6 +40,7 @@ from temporalio.client import Client
 from temporalio.worker import Worker
 
 from keyward.log import get_logger
+from keyward.metrics import CLIENT_CERTIFICATE_EXPIRY, CLIENT_CERTIFICATE_RELOADS
 from keyward.periodic import PeriodicTask
 from keyward.pki.install import read_installed
 from keyward.pki.types import IssuedCertificate
@@ -158,6 +159,7 @@ class ClientCertificateReloader:
         if initial is not None:
             with contextlib.suppress(CertificateValidationError):
                 self.current_not_after = summarize(initial.certificate_pem).not_after
+                CLIENT_CERTIFICATE_EXPIRY.set(self.current_not_after.timestamp())
 
     def start(self) -> None:
         """Poll in the background until :meth:`stop`."""
@@ -195,6 +197,7 @@ class ClientCertificateReloader:
             # The same bytes will not get better: report them once, look again on change.
             self._rejected = snapshot.digest
             self.failures += 1
+            CLIENT_CERTIFICATE_RELOADS.labels(result="refused").inc()
             rejected = error.summary
             _log.error("client certificate refused; keeping the current client",
                        problems=error.problems, cert=str(self.files.cert),
@@ -207,6 +210,7 @@ class ClientCertificateReloader:
         except (RuntimeError, ValueError, OSError) as error:
             # Not remembered: a valid pair that could not connect now is retried next poll.
             self.failures += 1
+            CLIENT_CERTIFICATE_RELOADS.labels(result="refused").inc()
             _log.error("cannot connect with the new client certificate; keeping the "
                        "current client and retrying", serial=summary.serial,
                        error=f"{type(error).__name__}: {error}")
@@ -217,6 +221,8 @@ class ClientCertificateReloader:
         self.swaps += 1
         self.last_swap_latency = time.monotonic() - snapshot.detected_at
         self.current_not_after = summary.not_after
+        CLIENT_CERTIFICATE_EXPIRY.set(summary.not_after.timestamp())
+        CLIENT_CERTIFICATE_RELOADS.labels(result="swapped").inc()
         _log.info("client certificate reloaded", serial=summary.serial,
                   subject=summary.subject, not_after=summary.not_after.isoformat(),
                   latency_ms=round(self.last_swap_latency * 1000, 1), swaps=self.swaps)

@@ -9,17 +9,30 @@ finds its workflows and keys again.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
 from typing import TextIO
 
 from keyward.config import CodecServerSettings, Settings
+from keyward.devstack.mtls import (
+    DEV_CLIENT_CERTIFICATE,
+    DevPki,
+    ensure_dev_pki,
+    settings_behind_gateway,
+    start_gateway,
+)
+from keyward.devstack.mtls_gateway import MtlsGateway
 from keyward.devstack.processes import ManagedProcess
 from keyward.devstack.temporal_dev import TemporalDevServer
 from keyward.devstack.vault_dev import DevVault, ensure_transit
+from keyward.policy.cadence import format_interval
 from keyward.secrets import Secret
 from keyward.vault.client import build_hvac_client
+from workflows.ids import renewal_schedule_id
 
 
 @dataclass
@@ -34,9 +47,20 @@ class LocalStack:
     codec_server: CodecServerSettings | None = None
     processes: list[ManagedProcess] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    #: The mTLS front of the dev Temporal server the worker connects through (in-process).
+    gateway: MtlsGateway | None = None
+    #: The certificate entry the stack added for the worker (its schedule is the stack's).
+    worker_certificate: str | None = None
+
+    async def aclose(self) -> None:
+        """Stop the gateway, then what this stack started, newest first."""
+        if self.gateway is not None:
+            await self.gateway.stop()
+            self.gateway = None
+        self.stop()
 
     def stop(self) -> None:
-        """Stop what this stack started, newest first; reused services are left alone."""
+        """Stop the processes this stack started, newest first; reused ones are left alone."""
         for process in reversed(self.processes):
             process.stop()
         self.processes.clear()
@@ -92,20 +116,46 @@ async def start_local_stack(settings: Settings, env: Mapping[str, str]) -> Local
                 stack.processes.append(vault_process)
             vault_settings = dataclasses.replace(settings.vault, address=vault.address,
                                                  auth_method="token", token=token, ca_cert=None)
-            stack.settings = dataclasses.replace(settings, vault=vault_settings)
+            stack.settings = dataclasses.replace(stack.settings, vault=vault_settings)
             stack.notes += [
                 f"Vault     {vault.address} ({verb}; dev server)",
                 f"          export VAULT_ADDR={vault.address} "
                 f"VAULT_TOKEN=$(cat {vault.token_path})",
             ]
             _create_keys(stack.settings, dev.transit_keys)
+        if stack.ui_url is not None and dev.mtls:
+            await _put_worker_behind_gateway(stack, state)
         if stack.temporal_address:
             stack.notes.append(f"Try       temporal workflow list --address "
                                f"{stack.temporal_address}")
     except BaseException:
-        stack.stop()
+        await stack.aclose()
         raise
     return stack
+
+
+async def _put_worker_behind_gateway(stack: LocalStack, state: Path) -> None:
+    """Local CA, gateway, and the worker's settings pointing at both (see devstack.mtls)."""
+    dev = stack.settings.devstack
+    pki = DevPki(state / "pki")
+    lifetime = timedelta(minutes=dev.client_certificate_minutes)
+    done = await asyncio.to_thread(ensure_dev_pki, pki, host=dev.host, client_lifetime=lifetime)
+    stack.gateway = await start_gateway(
+        pki, host=dev.host, port=dev.gateway_port, upstream_host=dev.host,
+        upstream_port=dev.temporal_port,
+        max_connection_age=timedelta(seconds=dev.gateway_max_connection_age_seconds))
+    address = stack.gateway.address
+    stack.settings = settings_behind_gateway(stack.settings, pki, address, lifetime)
+    stack.worker_certificate = DEV_CLIENT_CERTIFICATE
+    stack.env["TEMPORAL_ADDRESS"] = address
+    window = format_interval(lifetime / 3)
+    stack.notes += [
+        f"mTLS      worker -> gateway {address} -> Temporal; client certificate "
+        f"{pki.client / 'tls.crt'}",
+        f"          lives {format_interval(lifetime)}, renewed with {window} left by schedule "
+        f"{renewal_schedule_id(DEV_CLIENT_CERTIFICATE)}, reloaded without restart",
+        *(f"          ({line})" for line in done),
+    ]
 
 
 def _create_keys(settings: Settings, keys: tuple[str, ...]) -> None:

@@ -12,12 +12,14 @@ import os
 import socket
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import timedelta
 
 from temporalio.client import Client
 
 from keyward.codec.usage import UsageCounters, UsageSample
 from keyward.config import Settings
 from keyward.log import get_logger
+from keyward.metrics import KEY_BUDGET_USED
 from keyward.periodic import PeriodicTask
 from keyward.rotation.inputs import ledger_input
 from workflows.ids import ledger_workflow_id
@@ -43,9 +45,10 @@ class UsageReporter:
     async def stop(self) -> None:
         """Stop and send what was counted since the last report."""
         await self._periodic.stop()
-        await self.flush()
+        # The worker has stopped polling by now: a ledger query would wait for nobody.
+        await self.flush(refresh_gauges=False)
 
-    async def flush(self) -> None:
+    async def flush(self, *, refresh_gauges: bool = True) -> None:
         samples = self._usage.drain()
         by_key: dict[str, list[UsageSample]] = defaultdict(list)
         for sample in samples:
@@ -60,6 +63,8 @@ class UsageReporter:
                     self._log.warning("usage report failed; will retry", key=key,
                                       error=f"{type(exc).__name__}: {exc}")
                 del unsent[key]
+            for key in by_key if refresh_gauges else ():
+                await self._refresh_budget_gauge(key)
         finally:
             # Cancelled mid-report (stop() does that): put back what was not confirmed, so
             # stop()'s own flush sends it. A report Temporal got but did not confirm is then
@@ -78,3 +83,20 @@ class UsageReporter:
             start_signal="report", start_signal_args=[report],
             static_summary=f"encryption counts of Transit key {key}")
         self.reports_sent += 1
+
+    async def _refresh_budget_gauge(self, key: str) -> None:
+        """Read the ledger's total for the key's latest version into the budget gauge.
+
+        The ledger is the only place that sums every process's counts; a query costs
+        one round trip per key per report. Failing to read it only leaves the gauge
+        as it was.
+        """
+        handle = self._client().get_workflow_handle(
+            ledger_workflow_id(self._settings.vault.transit_mount, key))
+        try:
+            state = await handle.query(TransitKeyLedger.usage, rpc_timeout=timedelta(seconds=5))
+        except Exception as exc:  # noqa: BLE001 - a metric must never break reporting
+            self._log.debug("cannot read the ledger for the budget gauge", key=key,
+                            error=f"{type(exc).__name__}: {exc}")
+            return
+        KEY_BUDGET_USED.labels(key=key).set(state.used_fraction)

@@ -24,6 +24,7 @@ from temporalio.client import (
     Schedule,
     ScheduleActionStartWorkflow,
     ScheduleIntervalSpec,
+    ScheduleListDescription,
     ScheduleOverlapPolicy,
     SchedulePolicy,
     ScheduleSpec,
@@ -47,6 +48,8 @@ from workflows.ids import (
 from workflows.renew_certificate import RenewCertificate, RenewCertificateInput
 from workflows.rotate_key import RotateTransitKey
 
+#: Memo key naming who manages a schedule that the settings file does not list.
+MANAGED_BY_MEMO = "managed_by"
 #: Temporal's minimum catchup window.
 MIN_CATCHUP = timedelta(seconds=10)
 Change = Literal["created", "updated", "recreated", "unchanged", "stale", "deleted"]
@@ -105,6 +108,8 @@ async def apply_schedules(client: Client, settings: Settings, *,
     async for listed in await client.list_schedules():
         if not is_keyward_schedule(listed.id) or listed.id in wanted:
             continue
+        if await _managed_elsewhere(listed):
+            continue
         if prune:
             await client.get_schedule_handle(listed.id).delete()
             changes.append(ScheduleChange(listed.id, None, "deleted", "key no longer configured"))
@@ -139,13 +144,37 @@ def build_certificate_schedule(settings: Settings, name: str,
     return schedule, explanation
 
 
+async def apply_certificate_schedule(client: Client, settings: Settings, name: str, *,
+                                     managed_by: str) -> ScheduleChange:
+    """Create or update one certificate's schedule on behalf of ``managed_by``.
+
+    ``worker --dev`` uses this for the certificate it adds itself; the memo records
+    who manages the schedule, so ``schedules apply`` (which does not know that
+    certificate) neither calls it stale nor prunes it.
+    """
+    schedule, explanation = build_certificate_schedule(settings, name,
+                                                       settings.certificates[name])
+    return await _apply_one(client, renewal_schedule_id(name), name, explanation, schedule,
+                            managed_by=managed_by)
+
+
+async def _managed_elsewhere(listed: ScheduleListDescription) -> bool:
+    try:
+        memo = await listed.memo()
+    except Exception:  # noqa: BLE001 - an unreadable memo is not a claim of ownership
+        return False
+    return bool(memo.get(MANAGED_BY_MEMO))
+
+
 async def _apply_one(client: Client, schedule_id: str, key: str, cadence: Cadence | str,
-                     schedule: Schedule) -> ScheduleChange:
+                     schedule: Schedule, *, managed_by: str | None = None) -> ScheduleChange:
     handle = client.get_schedule_handle(schedule_id)
     explanation = cadence if isinstance(cadence, str) else cadence.explanation
     interval = schedule.spec.intervals[0].every
-    memo = {"subject": key, "cadence": explanation,
-            "interval_seconds": int(interval.total_seconds())}
+    memo: dict[str, object] = {"subject": key, "cadence": explanation,
+                               "interval_seconds": int(interval.total_seconds())}
+    if managed_by is not None:
+        memo[MANAGED_BY_MEMO] = managed_by
     try:
         described = await handle.describe()
     except RPCError as exc:

@@ -30,6 +30,8 @@ class DevWorker:
     log_dir: Path
     #: More ``KEYWARD_*`` settings for the worker (and for starters sharing its env).
     extra_env: dict[str, str] = field(default_factory=dict)
+    #: The in-process mTLS gateway the worker connects through.
+    gateway_port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
     runs: int = 0
 
@@ -49,6 +51,7 @@ class DevWorker:
             "KEYWARD_DEVSTACK__UI_PORT": str(self.ui_port),
             "KEYWARD_DEVSTACK__VAULT_PORT": str(self.vault_port),
             "KEYWARD_DEVSTACK__CODEC_SERVER_PORT": str(self.codec_port),
+            "KEYWARD_DEVSTACK__GATEWAY_PORT": str(self.gateway_port),
             "KEYWARD_LOGGING__FORMAT": "json",
         })
         env.update(self.extra_env)

@@ -115,15 +115,21 @@ def test_removed_key_is_stale_until_pruned(stack: DevWorker) -> None:
     pruned = changes(ok(starter(stack, "schedules", "apply", "--prune")))
     assert pruned[extra] == ("deleted", "key no longer configured")
     assert extra not in changes(ok(starter(stack, "schedules", "apply")))
+    # The stack's own worker-certificate schedule is not in these settings, and is neither
+    # called stale nor pruned: its memo says `worker --dev` manages it.
+    assert not any(schedule.startswith("keyward/renew/") for schedule in pruned)
+    listed = ok(starter(stack, "schedules", "list"))
+    assert "keyward/renew/keyward-worker" in listed
 
 
 def test_schedules_list_shows_interval_next_run_and_cadence(stack: DevWorker) -> None:
     """`schedules list` names each schedule with its interval, next run and the why."""
     ok(starter(stack, "schedules", "apply"))
     listed = ok(starter(stack, "schedules", "list")).splitlines()
+    row = next(i for i, line in enumerate(listed) if line.startswith(SCHEDULE))
     assert re.fullmatch(rf"{SCHEDULE}  every 30 days  next \d{{4}}-\d\d-\d\dT\d\d:\d\d:\d\d\+00:00",
-                        listed[0]), listed
-    assert listed[1] == f"    transit/default: {CADENCE}"
+                        listed[row]), listed
+    assert listed[row + 1] == f"    transit/default: {CADENCE}"
 
 
 def test_rotate_key_rotates_from_v1_to_v2(stack: DevWorker) -> None:

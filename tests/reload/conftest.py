@@ -15,12 +15,12 @@ from temporalio.client import Client
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
+from bench.ping_workflow import PingInput, PingOutput, PingWorkflow
 from keyward.connect.reload import ClientTLSFiles
 from keyward.devstack.mtls_gateway import GatewayConfig, MtlsGateway
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import install_pair
 from keyward.pki.types import CertificateSpec, IssuedCertificate
-from tests.reload.ping_workflow import PingInput, PingOutput, PingWorkflow
 
 SERVER_SPEC = CertificateSpec(name="gateway", common_name="localhost", dns_names=("localhost",),
                               ip_addresses=("127.0.0.1",), usage="server")

@@ -12,12 +12,12 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.ping_workflow import PingOutput, PingWorkflow
 from keyward.connect.reload import ClientCertificateReloader, tls_config
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import install_pair
 from keyward.pki.types import IssuedCertificate
 from tests.reload.conftest import ReloadPki, client_spec, ping, running_gateway
-from tests.reload.ping_workflow import PingOutput, PingWorkflow
 
 
 async def test_foreign_mismatched_and_expired_pairs_are_refused_and_work_continues(

@@ -14,10 +14,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.ping_workflow import PingInput, PingWorkflow
 from keyward.connect.reload import ClientCertificateReloader, tls_config
 from keyward.pki.validate import summarize
 from tests.reload.conftest import ReloadPki, ping, running_gateway
-from tests.reload.ping_workflow import PingInput, PingWorkflow
 from tests.support import assert_eventually
 
 RATE_PER_SECOND = 5

@@ -1,5 +1,5 @@
-"""A trivial workflow for the reload tests, in its own module so the sandbox imports
-only temporalio (not pytest or the test's fixtures) when it loads it."""
+"""A trivial workflow for bench/reload.py and tests/reload, in its own module so the
+sandbox imports only temporalio (not pytest or the test's fixtures) when it loads it."""
 
 from __future__ import annotations
 

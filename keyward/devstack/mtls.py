@@ -1,0 +1,143 @@
+"""mTLS in the embedded local stack: a local CA, a gateway, and a short-lived worker certificate.
+
+``python worker.py --dev`` puts the worker behind the same kind of front a
+production cluster (or Temporal Cloud) has: an mTLS gateway that requires a
+client certificate from the local CA and closes every connection after a maximum
+age. The worker's client certificate lives a few minutes; the ``RenewCertificate``
+schedule renews it through the local CA, and the reload hook hands the running
+worker a client built from the new pair. Nothing here is dev-only code in the
+worker: it is the same settings (``temporal.tls_*``, ``[certificates.<name>]``)
+an operator would write, filled in for the stack.
+
+The CLI, ``starter.py`` and the Web UI keep using the dev server's plain port on
+loopback: the gateway exists to exercise the worker's certificate life cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from keyward.config import CertificateSettings, Settings, TemporalSettings
+from keyward.devstack.mtls_gateway import GatewayConfig, MtlsGateway
+from keyward.log import get_logger
+from keyward.pki.bootstrap import CA_CERT, CA_KEY, bootstrap_local_pki
+from keyward.pki.ca import CertificateAuthority, utc
+from keyward.pki.install import install_pair, read_installed
+from keyward.pki.types import CertificateSpec
+from keyward.pki.validate import CertificateValidationError, validate_pair
+
+#: The ``[certificates.<name>]`` entry the stack adds for the worker's own client certificate.
+DEV_CLIENT_CERTIFICATE = "keyward-worker"
+#: Memo marker on schedules the stack manages, so ``schedules apply`` leaves them alone.
+MANAGED_BY = "worker --dev"
+SERVER_NAME = "localhost"
+#: The gateway's server certificate is replaced at start when it has less than this left.
+SERVER_MIN_REMAINING = timedelta(days=30)
+
+_log = get_logger("keyward.devstack.mtls")
+
+
+@dataclass(frozen=True)
+class DevPki:
+    """Where the stack's certificates live (``<state_dir>/pki``)."""
+
+    directory: Path
+
+    @property
+    def ca_cert(self) -> Path:
+        return self.directory / CA_CERT
+
+    @property
+    def ca_key(self) -> Path:
+        return self.directory / CA_KEY
+
+    @property
+    def server(self) -> Path:
+        return self.directory / "server"
+
+    @property
+    def client(self) -> Path:
+        return self.directory / "client"
+
+
+def client_certificate_settings(pki: DevPki, lifetime: timedelta,
+                                verify_endpoint: str) -> CertificateSettings:
+    """The worker certificate as an operator would configure it for the local CA."""
+    return CertificateSettings(
+        common_name=DEV_CLIENT_CERTIFICATE, usage="client", issuer="local-ca",
+        install="files", directory=pki.client, ca_cert=pki.ca_cert, ca_key=pki.ca_key,
+        lifetime_hours=lifetime.total_seconds() / 3600, verify_endpoint=verify_endpoint)
+
+
+def ensure_dev_pki(pki: DevPki, *, host: str, client_lifetime: timedelta,
+                   now: datetime | None = None) -> list[str]:
+    """Create the CA and pairs on first use; re-issue pairs that cannot serve this start.
+
+    The worker cannot run the renewal workflow with a certificate the gateway
+    refuses, so a client pair that expired while the stack was down (or is already
+    inside its renewal window) is re-issued here, directly from the local CA. Returns
+    what was done, one line each, for the stack's description.
+    """
+    moment = utc(now)
+    if not pki.ca_cert.exists() and not pki.ca_key.exists():
+        bootstrap_local_pki(pki.directory, server_common_name=SERVER_NAME,
+                            server_dns_names=(SERVER_NAME,), server_ips=(host,),
+                            client_common_name=DEV_CLIENT_CERTIFICATE,
+                            client_lifetime=client_lifetime, now=moment)
+        return [f"created a local CA in {pki.directory}"]
+    ca = CertificateAuthority.load(pki.ca_cert, pki.ca_key)
+    done: list[str] = []
+    server = CertificateSpec(name="server", common_name=SERVER_NAME, dns_names=(SERVER_NAME,),
+                             ip_addresses=(host,), usage="server", lifetime=timedelta(days=365))
+    if _needs_new_pair(pki.server, ca, moment, SERVER_MIN_REMAINING):
+        install_pair(pki.server, ca.issue(server, now=moment))
+        done.append("re-issued the gateway's server certificate")
+    client = CertificateSpec(name="client", common_name=DEV_CLIENT_CERTIFICATE, usage="client",
+                             lifetime=client_lifetime)
+    if _needs_new_pair(pki.client, ca, moment, client_lifetime / 3):
+        install_pair(pki.client, ca.issue(client, now=moment))
+        done.append("issued a fresh worker client certificate (the previous one had "
+                    "expired or was due for renewal)")
+    return done
+
+
+def _needs_new_pair(directory: Path, ca: CertificateAuthority, now: datetime,
+                    min_remaining: timedelta) -> bool:
+    installed = read_installed(directory)
+    if installed is None:
+        return True
+    try:
+        summary = validate_pair(installed.certificate_pem, installed.private_key_pem,
+                                ca_pem=ca.ca_pem, now=now)
+    except CertificateValidationError as error:
+        _log.warning("dev certificate unusable; issuing a new one", directory=str(directory),
+                     problems=error.problems)
+        return True
+    return summary.not_after - now < min_remaining
+
+
+async def start_gateway(pki: DevPki, *, host: str, port: int, upstream_host: str,
+                        upstream_port: int, max_connection_age: timedelta) -> MtlsGateway:
+    """The mTLS front of the dev Temporal server, reloading its own pair on change."""
+    gateway = MtlsGateway(GatewayConfig(
+        listen_host=host, listen_port=port, upstream_host=upstream_host,
+        upstream_port=upstream_port, server_cert=pki.server / "tls.crt",
+        server_key=pki.server / "tls.key", client_ca=pki.ca_cert,
+        max_connection_age=max_connection_age))
+    await gateway.start()
+    return gateway
+
+
+def settings_behind_gateway(settings: Settings, pki: DevPki, gateway_address: str,
+                            client_lifetime: timedelta) -> Settings:
+    """``settings`` with the worker's TLS files and its certificate entry filled in."""
+    temporal: TemporalSettings = dataclasses.replace(
+        settings.temporal, tls_cert=pki.client / "tls.crt", tls_key=pki.client / "tls.key",
+        tls_server_ca=pki.ca_cert, tls_server_name=SERVER_NAME, tls_client_ca=pki.ca_cert)
+    certificates = dict(settings.certificates)
+    certificates.setdefault(DEV_CLIENT_CERTIFICATE, client_certificate_settings(
+        pki, client_lifetime, gateway_address))
+    return dataclasses.replace(settings, temporal=temporal, certificates=certificates)
