@@ -20,7 +20,7 @@ import uuid
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from temporalio.client import Client
@@ -35,7 +35,8 @@ from keyward.connect.temporal import connect_temporal
 from keyward.errors import ConfigError
 from keyward.issuers.factory import build_issuer
 from keyward.log import configure_logging
-from keyward.pki.bootstrap import bootstrap_local_pki, describe
+from keyward.pki.bootstrap import bootstrap_local_pki, describe, issue_local_pair
+from keyward.pki.types import CertificateSpec
 from keyward.policy.cadence import format_interval
 from keyward.rotation.inputs import rotate_input
 from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
@@ -102,6 +103,12 @@ def pki_bootstrap(directory: Path, *, overwrite: bool) -> int:
     print(f"wrote a local PKI under {result.directory}:")
     for line in describe(result):
         print(f"  {line}")
+    return 0
+
+
+def pki_issue(directory: Path, spec: CertificateSpec) -> int:
+    for written in issue_local_pair(directory, spec):
+        print(f"{written.path}: {written.description}")
     return 0
 
 
@@ -229,6 +236,18 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                            help="where to write (default: ./pki)")
     bootstrap.add_argument("--overwrite", action="store_true",
                            help="replace an existing CA (certificates it signed stop verifying)")
+    issue = pki_actions.add_parser(
+        "issue", help="issue another pair from the local CA in --dir into --dir/NAME")
+    issue.add_argument("name", help="directory under --dir for tls.crt, tls.key, ca.crt")
+    issue.add_argument("--dir", type=Path, default=Path("pki"),
+                       help="where the CA is (default: ./pki)")
+    issue.add_argument("--cn", required=True, help="subject common name")
+    issue.add_argument("--dns", action="append", default=[], help="DNS SAN (repeatable)")
+    issue.add_argument("--ip", action="append", default=[], help="IP SAN (repeatable)")
+    issue.add_argument("--usage", choices=("client", "server", "both"), default="client",
+                       help="extended key usage; 'both' for a Temporal internode pair, "
+                            "which is presented as server and as client (default: client)")
+    issue.add_argument("--days", type=float, default=30.0, help="lifetime (default: 30)")
     show = commands.add_parser("status", help="versions, next rotation, budget used per key")
     show.add_argument("keys", nargs="*", help="keys to show (default: the configured ones)")
     schedules = commands.add_parser("schedules", help="rotation Schedules")
@@ -260,6 +279,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
+        if args.command == "pki" and args.pki_action == "issue":  # needs no settings either
+            return pki_issue(args.dir, CertificateSpec(
+                name=args.name, common_name=args.cn, dns_names=tuple(args.dns),
+                ip_addresses=tuple(args.ip), usage=args.usage,
+                lifetime=timedelta(days=args.days)))
         if args.command == "pki":  # needs no settings, Vault or Temporal
             return pki_bootstrap(args.dir, overwrite=args.overwrite)
         settings = load_settings(args.config)

@@ -92,6 +92,30 @@ def bootstrap_local_pki(directory: Path, *, ca_common_name: str = "keyward local
     return BootstrapResult(directory, ca, pairs[0], pairs[1], tuple(files))
 
 
+def issue_local_pair(directory: Path, spec: CertificateSpec, *,
+                     now: datetime | None = None) -> list[WrittenFile]:
+    """Issue ``spec`` from the CA in ``directory`` into ``directory/<spec.name>``.
+
+    For pairs beyond the bootstrap's server and client (an internode pair with both
+    usages, a Web UI or admin client...). The pair is validated against the CA
+    before it is installed, the same way renewals are, and replaces any pair there.
+    """
+    directory = Path(directory)
+    moment = utc(now)
+    try:
+        ca = CertificateAuthority.load(directory / CA_CERT, directory / CA_KEY)
+    except FileNotFoundError:
+        raise BootstrapError(f"no local CA in {directory} ({CA_CERT} and {CA_KEY}); run "
+                             "`starter.py pki bootstrap` first") from None
+    if spec.name in ("", ".", "..") or "/" in spec.name:
+        raise BootstrapError(f"pair name {spec.name!r} must be a plain directory name")
+    issued = ca.issue(spec, now=moment)
+    summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
+                            ca_pem=issued.ca_pem, now=moment, spec=spec)
+    installed = install_pair(directory / spec.name, issued)
+    return _pair_files(installed.directory, spec, summary)
+
+
 def describe(result: BootstrapResult) -> list[str]:
     """One line per file written, ``path: description``, for the command's output."""
     return [f"{written.path}: {written.description}" for written in result.files]

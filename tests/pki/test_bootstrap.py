@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from keyward.errors import KeywardError
-from keyward.pki.bootstrap import BootstrapError, bootstrap_local_pki, describe
+from keyward.pki.bootstrap import BootstrapError, bootstrap_local_pki, describe, issue_local_pair
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import read_installed
 from keyward.pki.types import CertificateSpec
@@ -92,3 +92,32 @@ def test_custom_names_and_real_clock(tmp_path: Path) -> None:
     assert summary.subject == "CN=worker-7"
     assert summary.not_after - summary.not_before == timedelta(hours=1, minutes=1)
     assert "temporal.internal, temporal, 10.0.0.1" in describe(result)[2]
+
+
+def test_issue_adds_a_pair_from_the_same_ca(tmp_path: Path) -> None:
+    """`pki issue`: e.g. Temporal's internode pair, presented as server and as client."""
+    bootstrap_local_pki(tmp_path, now=NOW)
+    spec = CertificateSpec(name="internode", common_name="temporal-internode",
+                           dns_names=("temporal",), ip_addresses=("127.0.0.1",), usage="both",
+                           lifetime=timedelta(days=365))
+    written = issue_local_pair(tmp_path, spec, now=NOW)
+    assert [f.path.name for f in written] == ["tls.crt", "tls.key", "ca.crt"]
+    pair = read_installed(tmp_path / "internode")
+    assert pair is not None
+    summary = validate_pair(pair.certificate_pem, pair.private_key_pem,
+                            ca_pem=(tmp_path / "ca.crt").read_bytes(), now=NOW, spec=spec)
+    assert set(summary.usages) == {"server", "client"}
+    assert "temporal" in summary.dns_names
+
+
+def test_issue_without_a_ca_or_with_a_path_as_name_is_refused(tmp_path: Path) -> None:
+    spec = CertificateSpec(name="ui", common_name="temporal-ui", usage="client",
+                           lifetime=timedelta(days=30))
+    with pytest.raises(BootstrapError, match=r"no local CA .* run `starter\.py pki bootstrap`"):
+        issue_local_pair(tmp_path, spec, now=NOW)
+    bootstrap_local_pki(tmp_path, now=NOW)
+    escaping = CertificateSpec(name="../ui", common_name="temporal-ui", usage="client",
+                               lifetime=timedelta(days=30))
+    with pytest.raises(BootstrapError, match="plain directory name"):
+        issue_local_pair(tmp_path, escaping, now=NOW)
+    assert not (tmp_path.parent / "ui").exists()
