@@ -3,7 +3,7 @@
     python starter.py schedules apply [--prune]   # one rotation Schedule per configured key
     python starter.py schedules list
     python starter.py rotate-key KEY              # rotate now (same workflow as the schedule)
-    python starter.py status                      # versions, next rotation, NIST budget used
+    python starter.py status                      # versions, next rotation, budget used
     python starter.py inspect-key KEY             # a Transit key's versions via the worker
     python starter.py renew-cert NAME             # renew a configured certificate now
     python starter.py pki bootstrap [--dir DIR]   # a local CA, server and client pair
@@ -200,7 +200,7 @@ async def status(settings: Settings, keys: Sequence[str]) -> int:
     async with connected(settings) as (client, vault):
         rows = [await key_status(client, vault, settings, key) for key in keys]
     _print_table(("key", "version", "age", "floor", "next rotation",
-                  "NIST budget used (latest)"),
+                  "budget used (latest, 2^32 x safety)"),
                  [(r.key, f"v{r.latest_version}", r.latest_age, f"v{r.decryption_floor}",
                    r.next_rotation, r.budget_used) for r in rows])
     if settings.certificates:

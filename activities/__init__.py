@@ -8,6 +8,7 @@ from typing import Any
 import hvac
 
 from activities.certificates import CertificateActivities
+from activities.rotation_settings import RotationSettingsActivities
 from activities.temporal_history import TemporalHistoryActivities
 from activities.transit_keys import TransitKeyActivities
 from keyward.config import Settings
@@ -19,9 +20,11 @@ def build_activities(*, vault: hvac.Client, settings: Settings) -> list[Callable
     transit = TransitKeyActivities(vault)
     history = TemporalHistoryActivities()
     certificates = CertificateActivities(settings, issuer_factory(vault))
+    rotation = RotationSettingsActivities(settings)
     return [transit.read_transit_key, transit.rotate_transit_key, transit.set_decryption_floor,
             history.describe_history_window, history.rewrap_schedule_inputs,
-            certificates.inspect, certificates.issue_and_install, certificates.verify]
+            certificates.inspect, certificates.issue_and_install, certificates.verify,
+            rotation.resolve]
 
 
 __all__ = ["build_activities"]

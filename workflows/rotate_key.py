@@ -43,6 +43,8 @@ with workflow.unsafe.imports_passed_through():
 VAULT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coefficient=2.0,
                           maximum_interval=timedelta(minutes=1))
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
+#: Patch id: inputs without settings_from="input" are filled in from the worker settings.
+RESOLVE_FROM_WORKER_SETTINGS = "rotation-input-from-worker-settings"
 
 
 @dataclass(frozen=True)
@@ -64,6 +66,10 @@ class RotateKeyInput:
     #: How long after a rotation the old version may still encrypt (envelope data-key age).
     encryption_grace_seconds: int = 900
     trim_archived_versions: bool = False
+    #: "worker": fill mount, namespaces, floor and retention in from the worker's settings
+    #: (what a hand-written `--input '{"key": ...}'` gets); "input": use the fields as sent
+    #: (schedules, starter.py and the ledger send complete inputs).
+    settings_from: str = "worker"
 
 
 @dataclass(frozen=True)
@@ -99,6 +105,11 @@ def skip_reason(request: RotateKeyInput, info: TransitKeyInfo, now: datetime) ->
 class RotateTransitKey:
     @workflow.run
     async def run(self, request: RotateKeyInput) -> RotateKeyResult:
+        if request.settings_from != "input" and workflow.patched(RESOLVE_FROM_WORKER_SETTINGS):
+            request = await workflow.execute_activity(
+                "ResolveRotationInput", request, result_type=RotateKeyInput,
+                start_to_close_timeout=ACTIVITY_TIMEOUT,
+                summary=f"fill in {request.key}'s rotation settings from the worker")
         name = f"{request.mount}/{request.key}"
         workflow.set_current_details(f"Rotating {name} ({request.reason})")
         before = await self._read(request, f"read {name}")

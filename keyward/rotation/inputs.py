@@ -41,6 +41,7 @@ def rotate_input(settings: Settings, key: str, *, reason: str,
         retention_buffer_seconds=int(rotation.retention_buffer_hours * 3600),
         encryption_grace_seconds=grace,
         trim_archived_versions=rotation.trim_archived_versions,
+        settings_from="input",
     )
 
 

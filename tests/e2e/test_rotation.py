@@ -41,7 +41,7 @@ from worker import ACTIVITY_THREADS
 from workflows import ALL_WORKFLOWS
 from workflows.ids import ledger_workflow_id
 from workflows.key_ledger import TransitKeyLedger, UsageReport, VersionCount
-from workflows.rotate_key import RotateKeyInput, RotateTransitKey
+from workflows.rotate_key import RotateKeyInput, RotateKeyResult, RotateTransitKey
 
 
 def settings_for(vault: VaultEndpoint | tuple[str, Secret], task_queue: str, key: str,
@@ -114,6 +114,24 @@ async def _payload(text: str) -> Any:
 
     (payload,) = await DataConverter.default.encode([text])
     return payload
+
+
+async def test_bare_cli_input_takes_the_rest_from_the_worker_settings(
+        temporal_client: Client, vault: VaultEndpoint, transit_key: str,
+        task_queue: str) -> None:
+    """`--input '{"key": ...}'` rotates as the schedule would: this worker's settings say
+    floor changes are off, and the hand-started run honours that."""
+    settings = settings_for(vault, task_queue, transit_key, raise_decryption_floor=False)
+    client, bundle = encrypting(temporal_client, settings, vault.token)
+    try:
+        async with running_worker(client, settings):
+            result = await client.execute_workflow(
+                "RotateTransitKey", {"key": transit_key}, result_type=RotateKeyResult,
+                id=f"rotate-bare-{uuid.uuid4()}", task_queue=task_queue)
+    finally:
+        await bundle.close()
+    assert (result.rotated, result.old_version, result.new_version) == (True, 1, 2)
+    assert result.floor_explanation == "floor changes are off"
 
 
 async def test_duplicate_triggers_rotate_once(temporal_client: Client, vault: VaultEndpoint,
@@ -280,7 +298,8 @@ async def test_rotation_waits_out_a_vault_outage(temporal_client: Client, tmp_pa
         async with running_worker(temporal_client, settings):
             process.stop()
             handle = await temporal_client.start_workflow(
-                RotateTransitKey.run, RotateKeyInput(key="outage", raise_decryption_floor=False),
+                RotateTransitKey.run, RotateKeyInput(key="outage", raise_decryption_floor=False,
+                                               settings_from="input"),
                 id=f"outage-{uuid.uuid4()}", task_queue=task_queue)
             await asyncio.sleep(3)  # activities fail and back off meanwhile
             assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
