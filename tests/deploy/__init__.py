@@ -1,0 +1,1 @@
+"""Deployment material: the container image and the Kubernetes manifests, checked offline."""
