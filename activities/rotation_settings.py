@@ -15,7 +15,6 @@ from datetime import timedelta
 from temporalio import activity
 
 from keyward.config import Settings
-from keyward.rotation.inputs import rotate_input
 from workflows.rotate_key import RotateKeyInput
 
 
@@ -32,6 +31,10 @@ class RotationSettingsActivities:
         request can still name another mount by setting ``settings_from`` to
         ``"input"`` and passing every field).
         """
+        # Imported here: keyward.rotation.inputs imports the workflows package, which
+        # imports the activities package (this module) for its activity types.
+        from keyward.rotation.inputs import rotate_input  # noqa: PLC0415
+
         resolved = rotate_input(self._settings, request.key, reason=request.reason,
                                 min_version_age=timedelta(
                                     seconds=request.min_version_age_seconds))

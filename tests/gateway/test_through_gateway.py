@@ -10,14 +10,14 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
+from bench.ping_workflow import PingInput, PingOutput, PingWorkflow
 from keyward.devstack.mtls_gateway import MtlsGateway
 from tests.gateway.conftest import GatewayPki, gateway_config
-from tests.gateway.echo_workflow import EchoInput, EchoOutput, EchoWorkflow
 
 
-async def _echo(client: Client, task_queue: str, text: str) -> EchoOutput:
+async def _ping(client: Client, task_queue: str, sequence: int) -> PingOutput:
     return await client.execute_workflow(
-        EchoWorkflow.run, EchoInput(text), id=f"echo-{uuid.uuid4()}", task_queue=task_queue,
+        PingWorkflow.run, PingInput(sequence), id=f"ping-{uuid.uuid4()}", task_queue=task_queue,
         execution_timeout=timedelta(seconds=20))
 
 
@@ -25,9 +25,9 @@ async def test_workflow_runs_end_to_end_through_the_gateway(
         gateway: MtlsGateway, gateway_pki: GatewayPki, task_queue: str) -> None:
     """A client and a worker with a certificate from the local CA run a workflow via mTLS."""
     client = await Client.connect(gateway.address, tls=gateway_pki.tls(gateway_pki.good_client))
-    async with Worker(client, task_queue=task_queue, workflows=[EchoWorkflow]):
-        result = await _echo(client, task_queue, "hello through mTLS")
-    assert result == EchoOutput("hello through mTLS")
+    async with Worker(client, task_queue=task_queue, workflows=[PingWorkflow]):
+        result = await _ping(client, task_queue, 42)
+    assert result == PingOutput(42)
     assert gateway.stats.accepted >= 1
     assert gateway.stats.rejected == 0
 
@@ -42,11 +42,11 @@ async def test_connections_are_closed_at_max_age_and_clients_reconnect(
     try:
         client = await Client.connect(gateway.address,
                                       tls=gateway_pki.tls(gateway_pki.good_client))
-        async with Worker(client, task_queue=task_queue, workflows=[EchoWorkflow]):
-            assert await _echo(client, task_queue, "before") == EchoOutput("before")
+        async with Worker(client, task_queue=task_queue, workflows=[PingWorkflow]):
+            assert await _ping(client, task_queue, 1) == PingOutput(1)
             handshakes_before = gateway.stats.accepted
             await asyncio.sleep(5)
-            assert await _echo(client, task_queue, "after") == EchoOutput("after")
+            assert await _ping(client, task_queue, 2) == PingOutput(2)
         assert gateway.stats.closed_for_age >= 1
         assert gateway.stats.accepted > handshakes_before
         assert gateway.stats.rejected == 0
