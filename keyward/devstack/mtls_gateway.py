@@ -12,13 +12,19 @@ stack does the same, hence this gateway:
 * ``CERT_REQUIRED`` against ``client_ca``: OpenSSL's chain verification rejects
   a missing certificate, one from another CA and an expired one during the
   handshake, before a single byte reaches Temporal;
-* each accepted connection is piped byte for byte to its own fresh TCP
-  connection to the plain frontend (the gateway never parses gRPC);
-* after ``max_connection_age`` a connection is **closed outright** (both
-  sides), not drained with an HTTP/2 GOAWAY: that would mean parsing HTTP/2
-  frames, which a byte pipe does not. RPCs in flight at that moment (typically
-  a worker's long poll) fail as ``UNAVAILABLE``, which Temporal clients retry on
-  a new connection, with a new handshake;
+* each accepted connection is piped to its own fresh TCP connection to the
+  plain frontend. Client to server is a byte pipe; server to client is cut at
+  HTTP/2 frame boundaries (9-byte headers; payloads are copied, never parsed)
+  so that the gateway can add a frame of its own;
+* after ``max_connection_age`` the gateway drains the connection the way a gRPC
+  server with ``MaxConnectionAge`` (and Temporal Cloud) does: it sends the client
+  an HTTP/2 ``GOAWAY`` (NO_ERROR), so the client opens a new connection — with
+  a new handshake, presenting the certificate it holds now — for new calls,
+  while calls in flight (a worker's long poll) finish on the old one. The client
+  closes the drained connection when its last call ends; the gateway closes it
+  after ``max_connection_age_grace`` in any case. A first version closed
+  connections outright, and a benchmark caught the cost: now and then a call in
+  flight failed instead of being retried;
 * the server certificate, key and client CA are reloaded when their *content*
   changes (:class:`keyward.connect.watch.ContentWatcher`), into a fresh
   context first, so a half-written or mismatched pair is refused and the old
@@ -88,6 +94,9 @@ class GatewayConfig:
     client_ca: Path
     #: Temporal Cloud closes connections every 5 minutes; tests use seconds.
     max_connection_age: timedelta = timedelta(minutes=5)
+    #: How long calls in flight may finish after the GOAWAY (Temporal's frontend: 70 s,
+    #: longer than a worker's long poll).
+    max_connection_age_grace: timedelta = timedelta(seconds=70)
     #: Seconds between content polls of the three files; 0 disables reloading.
     reload_interval: float = 1.0
 
@@ -155,6 +164,61 @@ async def _pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> N
         while data := await reader.read(_CHUNK):
             writer.write(data)
             await writer.drain()
+
+
+#: HTTP/2 GOAWAY on stream 0: last-stream-id 2^31-1 (every stream the client opened may
+#: complete, as gRPC servers announce a graceful drain), error code NO_ERROR.
+_GOAWAY = (8).to_bytes(3, "big") + bytes([0x7, 0x0]) + (0).to_bytes(4, "big") \
+    + (2**31 - 1).to_bytes(4, "big") + (0).to_bytes(4, "big")
+_FRAME_HEADER = 9
+
+
+class _ServerFrames:
+    """Server-to-client copy that knows where HTTP/2 frames begin, to add a GOAWAY.
+
+    The server speaks first with frames (no preface in this direction), so the
+    stream is frames from its first byte. A GOAWAY is written only between two
+    frames: at once when the copy is waiting for the next header, else right after
+    the frame being copied.
+    """
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._between_frames = True
+        self._goaway_wanted = False
+        self.goaway_sent = False
+
+    def send_goaway(self) -> None:
+        if self._between_frames:
+            self._write_goaway()
+        else:
+            self._goaway_wanted = True
+
+    def _write_goaway(self) -> None:
+        if not self.goaway_sent:
+            self.goaway_sent = True
+            self._writer.write(_GOAWAY)
+
+    async def copy(self) -> None:
+        """Copy frames until the server ends; a reset peer ends it like an EOF."""
+        with contextlib.suppress(ConnectionError, ssl.SSLError, asyncio.IncompleteReadError):
+            while True:
+                self._between_frames = True
+                if self._goaway_wanted:
+                    self._write_goaway()
+                    await self._writer.drain()
+                header = await self._reader.readexactly(_FRAME_HEADER)
+                self._between_frames = False
+                self._writer.write(header)
+                left = int.from_bytes(header[:3], "big")
+                while left:
+                    data = await self._reader.read(min(left, _CHUNK))
+                    if not data:
+                        return
+                    self._writer.write(data)
+                    left -= len(data)
+                await self._writer.drain()
 
 
 async def _close(writer: asyncio.StreamWriter) -> None:
@@ -288,18 +352,26 @@ class MtlsGateway:
             log.error("upstream unreachable", error=f"{type(error).__name__}: {error}")
             return
         self.stats.active += 1
+        frames = _ServerFrames(up_reader, writer)
         pipes = {asyncio.create_task(_pump(reader, up_writer), name="gateway-client-to-upstream"),
-                 asyncio.create_task(_pump(up_reader, writer), name="gateway-upstream-to-client")}
+                 asyncio.create_task(frames.copy(), name="gateway-upstream-to-client")}
         try:
             _, pending = await asyncio.wait(
                 pipes, timeout=self.config.max_connection_age.total_seconds(),
                 return_when=asyncio.FIRST_COMPLETED)
             if len(pending) == len(pipes):
-                # Neither side ended: the connection is old enough to go. Closing it
-                # makes the client reconnect and present its current certificate.
+                # Neither side ended: the connection is old enough to go. The GOAWAY makes
+                # the client reconnect (presenting its current certificate) for new calls.
                 self.stats.closed_for_age += 1
-                log.info("connection closed at max age",
+                frames.send_goaway()
+                log.info("connection at max age: GOAWAY sent, draining",
                          max_connection_age_s=self.config.max_connection_age.total_seconds())
+                _, pending = await asyncio.wait(
+                    pipes, timeout=self.config.max_connection_age_grace.total_seconds(),
+                    return_when=asyncio.FIRST_COMPLETED)
+                if len(pending) == len(pipes):
+                    log.info("drained connection closed at the end of its grace period",
+                             grace_s=self.config.max_connection_age_grace.total_seconds())
         finally:
             for pipe in pipes:
                 pipe.cancel()
@@ -328,7 +400,9 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--client-ca", type=Path, required=True,
                         help="CA that client certificates must chain to (PEM)")
     parser.add_argument("--max-connection-age", type=float, default=300.0,
-                        help="seconds before a connection is closed (default 300)")
+                        help="seconds before a connection is drained with GOAWAY (default 300)")
+    parser.add_argument("--max-connection-age-grace", type=float, default=70.0,
+                        help="seconds calls in flight may finish after it (default 70)")
     parser.add_argument("--reload-interval", type=float, default=1.0,
                         help="seconds between checks of the TLS files; 0 disables")
     return parser
@@ -357,6 +431,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         upstream_host=upstream_host, upstream_port=upstream_port,
         server_cert=args.cert, server_key=args.key, client_ca=args.client_ca,
         max_connection_age=timedelta(seconds=args.max_connection_age),
+        max_connection_age_grace=timedelta(seconds=args.max_connection_age_grace),
         reload_interval=args.reload_interval)
     try:
         asyncio.run(_run(config))

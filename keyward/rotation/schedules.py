@@ -158,6 +158,26 @@ async def apply_certificate_schedule(client: Client, settings: Settings, name: s
                             managed_by=managed_by)
 
 
+async def remove_managed_schedule(client: Client, schedule_id: str, *, managed_by: str) -> bool:
+    """Delete ``schedule_id`` if ``managed_by`` created it; True when it was deleted.
+
+    ``worker --dev`` with ``devstack.mtls = false`` removes the schedule an earlier
+    mTLS run left behind, which would otherwise fail every few minutes on a
+    certificate this run does not know.
+    """
+    handle = client.get_schedule_handle(schedule_id)
+    try:
+        described = await handle.describe()
+    except RPCError as exc:
+        if exc.status == RPCStatusCode.NOT_FOUND:
+            return False
+        raise
+    if (await described.memo()).get(MANAGED_BY_MEMO) != managed_by:
+        return False
+    await handle.delete()
+    return True
+
+
 async def _managed_elsewhere(listed: ScheduleListDescription) -> bool:
     try:
         memo = await listed.memo()

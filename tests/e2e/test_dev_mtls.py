@@ -140,3 +140,41 @@ async def test_worker_certificate_is_renewed_by_schedule_and_reloaded_under_load
                         r"(\S+)$", metrics, re.MULTILINE)
     assert reloads is not None
     assert float(reloads.group(1)) == len(reloaded_serials(mtls_worker.stderr.read_text()))
+
+
+def test_restart_reuses_the_pki_and_mtls_off_removes_the_stacks_schedule(
+        tmp_path: Path) -> None:
+    worker = DevWorker.on_free_ports(tmp_path)
+    try:
+        worker.start()
+        worker.wait_ready()
+        assert "created a local CA" in worker.stdout.read_text()
+        ca = (worker.state_dir / "pki" / "ca.crt").read_bytes()
+        # Summaries are encrypted too: the CLI reads them through the stack's codec server.
+        codec = ("--codec-endpoint", f"http://127.0.0.1:{worker.codec_port}")
+        described = worker.temporal("schedule", "describe", "--schedule-id",
+                                    "keyward/renew/keyward-worker", *codec)
+        assert described.returncode == 0, described.stderr
+        assert worker.stop() == 0
+
+        worker.start()  # same state: the CA and a still-valid client pair are reused
+        worker.wait_ready()
+        assert "created a local CA" not in worker.stdout.read_text()
+        assert "fresh worker client certificate" not in worker.stdout.read_text()
+        assert (worker.state_dir / "pki" / "ca.crt").read_bytes() == ca
+        assert worker.stop() == 0
+
+        worker.extra_env["KEYWARD_DEVSTACK__MTLS"] = "false"
+        worker.start()
+        worker.wait_ready()
+        assert "gateway" not in worker.stdout.read_text()
+        assert "removed the worker certificate schedule" in worker.stderr.read_text()
+        gone = worker.temporal("schedule", "describe", "--schedule-id",
+                               "keyward/renew/keyward-worker", *codec)
+        assert gone.returncode != 0
+        assert "not found" in gone.stderr.lower()
+        started = next(json.loads(line) for line in worker.stderr.read_text().splitlines()
+                       if '"worker started"' in line)
+        assert started["temporal"] == f"127.0.0.1:{worker.temporal_port}"  # plain, no gateway
+    finally:
+        worker.shut_down()
