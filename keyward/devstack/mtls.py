@@ -21,7 +21,8 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from keyward.config import CertificateSettings, Settings, TemporalSettings
-from keyward.devstack.mtls_gateway import GatewayConfig, MtlsGateway
+from keyward.devstack.mtls_gateway import GatewayConfig, GatewayError, MtlsGateway
+from keyward.errors import StartupError
 from keyward.log import get_logger
 from keyward.pki.bootstrap import CA_CERT, CA_KEY, bootstrap_local_pki
 from keyward.pki.ca import CertificateAuthority, utc
@@ -127,7 +128,11 @@ async def start_gateway(pki: DevPki, *, host: str, port: int, upstream_host: str
         upstream_port=upstream_port, server_cert=pki.server / "tls.crt",
         server_key=pki.server / "tls.key", client_ca=pki.ca_cert,
         max_connection_age=max_connection_age))
-    await gateway.start()
+    try:
+        await gateway.start()
+    except GatewayError as error:
+        raise StartupError(f"{error}; set devstack.gateway_port to a free port, or "
+                           "devstack.mtls = false") from None
     return gateway
 
 

@@ -103,6 +103,26 @@ def test_port_taken_by_something_else_is_a_clear_error(dev_worker: DevWorker) ->
     assert "Traceback" not in err
 
 
+def test_gateway_port_taken_is_a_clear_error_and_stops_what_started(
+        dev_worker: DevWorker) -> None:
+    """The mTLS gateway's port taken: one line naming the setting; the servers started for
+    this run are stopped again."""
+    import socket  # noqa: PLC0415 - only this test needs a raw listener
+
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", dev_worker.gateway_port))
+        squatter.listen()
+        dev_worker.start()
+        assert dev_worker.proc is not None
+        code = dev_worker.proc.wait(timeout=60)
+    assert code == 1
+    err = dev_worker.stderr.read_text().strip().splitlines()[-1]
+    assert err.startswith(f"keyward: cannot listen on 127.0.0.1:{dev_worker.gateway_port}")
+    assert "set devstack.gateway_port" in err
+    assert not port_is_open("127.0.0.1", dev_worker.temporal_port)
+    assert not port_is_open("127.0.0.1", dev_worker.vault_port)
+
+
 def test_malformed_config_is_one_line_and_nonzero(dev_worker: DevWorker, tmp_path: Path) -> None:
     """A broken config file gives exactly one clear error line and exit code 2."""
     bad = tmp_path / "bad.toml"
