@@ -27,6 +27,7 @@ from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.codecserver.runner import start_codec_server
 from keyward.config import Settings, load_settings
+from keyward.connect.api_key import ApiKeyReloader
 from keyward.connect.reload import ClientCertificateReloader, ClientTLSFiles
 from keyward.connect.temporal import connect_temporal
 from keyward.devstack.mtls import DEV_CLIENT_CERTIFICATE, MANAGED_BY
@@ -107,6 +108,12 @@ async def run(settings: Settings, *, dev: bool) -> int:
             metrics = MetricsServer(settings.metrics, healthy=lambda: not stop.is_set())
             await metrics.start()
             resources.push_async_callback(metrics.stop)
+        if tls.api_key_file is not None:
+            # A fresh token in the file → set on the client the worker runs on now.
+            api_keys = ApiKeyReloader(lambda: worker.client, tls.api_key_file,
+                                      interval=tls.tls_reload_seconds)
+            api_keys.start()
+            resources.push_async_callback(api_keys.stop)
         # Reads worker.client on every report, so it follows certificate reloads.
         reporter = UsageReporter(lambda: worker.client, settings, codec.usage)
         reporter.start()

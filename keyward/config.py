@@ -89,6 +89,9 @@ class TemporalSettings:
     #: The CA that must have signed a new client pair before it is used (recommended).
     tls_client_ca: Path | None = None
     tls_reload_seconds: float = field(default=1.0, metadata=_check(_positive))
+    #: A file holding the API key (bearer token) for Temporal; re-read when it changes,
+    #: every ``tls_reload_seconds``. Takes precedence over TEMPORAL_API_KEY.
+    api_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):

@@ -59,6 +59,10 @@ async def connect_temporal(
         except OSError as exc:
             raise ConfigError("temporal.tls_cert",
                               f"cannot read the client certificate pair: {exc}") from None
+    if settings.api_key_file is not None:
+        from keyward.connect.api_key import read_api_key  # noqa: PLC0415
+
+        config["api_key"] = read_api_key(settings.api_key_file)
     address = config["target_host"]
     retry_ms = int(connect_timeout.total_seconds() * 1000)
     try:
