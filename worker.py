@@ -30,15 +30,12 @@ from keyward.config import Settings, load_settings
 from keyward.connect.api_key import ApiKeyReloader
 from keyward.connect.reload import ClientCertificateReloader, ClientTLSFiles
 from keyward.connect.temporal import connect_temporal
-from keyward.devstack.mtls import DEV_CLIENT_CERTIFICATE, MANAGED_BY
 from keyward.devstack.stack import LocalStack, start_local_stack
 from keyward.log import bind_context, configure_logging, get_logger
 from keyward.metrics import MetricsServer
 from keyward.rotation.reporter import UsageReporter
-from keyward.rotation.schedules import apply_certificate_schedule, remove_managed_schedule
 from keyward.vault.client import VaultSession, connect_vault
 from workflows import ALL_WORKFLOWS
-from workflows.ids import renewal_schedule_id
 
 ACTIVITY_THREADS = 16
 
@@ -92,18 +89,8 @@ async def run(settings: Settings, *, dev: bool) -> int:
                 interval=tls.tls_reload_seconds, client_ca_for_validation=tls.tls_client_ca)
             reloader.start()
             resources.push_async_callback(reloader.stop)
-        if stack is not None and stack.worker_certificate is not None:
-            # The stack's own certificate: its renewal schedule is the stack's to keep.
-            change = await apply_certificate_schedule(client, settings, stack.worker_certificate,
-                                                      managed_by=MANAGED_BY)
-            log.info("worker certificate schedule", schedule=change.schedule_id,
-                     change=change.change, detail=change.detail)
-        elif stack is not None and stack.ui_url is not None:
-            # Our own dev server without mTLS this time: drop what an mTLS run left behind.
-            schedule_id = renewal_schedule_id(DEV_CLIENT_CERTIFICATE)
-            if await remove_managed_schedule(client, schedule_id, managed_by=MANAGED_BY):
-                log.info("removed the worker certificate schedule (devstack.mtls is off)",
-                         schedule=schedule_id)
+        if stack is not None:
+            await stack.sync_schedules(client)
         if settings.metrics.port:
             metrics = MetricsServer(settings.metrics, healthy=lambda: not stop.is_set())
             await metrics.start()

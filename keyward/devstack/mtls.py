@@ -24,10 +24,16 @@ from keyward.config import CertificateSettings, Settings, TemporalSettings
 from keyward.devstack.mtls_gateway import GatewayConfig, GatewayError, MtlsGateway
 from keyward.errors import StartupError
 from keyward.log import get_logger
-from keyward.pki.bootstrap import CA_CERT, CA_KEY, bootstrap_local_pki
+from keyward.pki.bootstrap import (
+    CA_CERT,
+    CA_KEY,
+    bootstrap_local_pki,
+    client_spec,
+    issue_pair,
+    server_spec,
+)
 from keyward.pki.ca import CertificateAuthority, utc
-from keyward.pki.install import install_pair, read_installed
-from keyward.pki.types import CertificateSpec
+from keyward.pki.install import read_installed
 from keyward.pki.validate import CertificateValidationError, validate_pair
 
 #: The ``[certificates.<name>]`` entry the stack adds for the worker's own client certificate.
@@ -91,15 +97,14 @@ def ensure_dev_pki(pki: DevPki, *, host: str, client_lifetime: timedelta,
         return [f"created a local CA in {pki.directory}"]
     ca = CertificateAuthority.load(pki.ca_cert, pki.ca_key)
     done: list[str] = []
-    server = CertificateSpec(name="server", common_name=SERVER_NAME, dns_names=(SERVER_NAME,),
-                             ip_addresses=(host,), usage="server", lifetime=timedelta(days=365))
+    # The same specs bootstrap issued, so a repaired pair is the pair a first start makes.
+    server = server_spec(SERVER_NAME, dns_names=(SERVER_NAME,), ip_addresses=(host,))
     if _needs_new_pair(pki.server, ca, moment, SERVER_MIN_REMAINING):
-        install_pair(pki.server, ca.issue(server, now=moment))
+        issue_pair(pki.directory, ca, server, now=moment)
         done.append("re-issued the gateway's server certificate")
-    client = CertificateSpec(name="client", common_name=DEV_CLIENT_CERTIFICATE, usage="client",
-                             lifetime=client_lifetime)
+    client = client_spec(DEV_CLIENT_CERTIFICATE, lifetime=client_lifetime)
     if _needs_new_pair(pki.client, ca, moment, client_lifetime / 3):
-        install_pair(pki.client, ca.issue(client, now=moment))
+        issue_pair(pki.directory, ca, client, now=moment)
         done.append("issued a fresh worker client certificate (the previous one had "
                     "expired or was due for renewal)")
     return done

@@ -17,9 +17,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TextIO
 
+from temporalio.client import Client
+
 from keyward.config import CodecServerSettings, Settings
 from keyward.devstack.mtls import (
     DEV_CLIENT_CERTIFICATE,
+    MANAGED_BY,
     DevPki,
     ensure_dev_pki,
     settings_behind_gateway,
@@ -29,7 +32,9 @@ from keyward.devstack.mtls_gateway import MtlsGateway
 from keyward.devstack.processes import ManagedProcess
 from keyward.devstack.temporal_dev import TemporalDevServer
 from keyward.devstack.vault_dev import DevVault, ensure_transit
+from keyward.log import get_logger
 from keyward.policy.cadence import format_interval
+from keyward.rotation.schedules import apply_certificate_schedule, remove_managed_schedule
 from keyward.secrets import Secret
 from keyward.vault.client import build_hvac_client
 from workflows.ids import renewal_schedule_id
@@ -51,6 +56,27 @@ class LocalStack:
     gateway: MtlsGateway | None = None
     #: The certificate entry the stack added for the worker (its schedule is the stack's).
     worker_certificate: str | None = None
+
+    async def sync_schedules(self, client: Client) -> None:
+        """Keep the schedule of the stack's own worker certificate, or remove a stale one.
+
+        With mTLS the stack's certificate is renewed by a schedule the stack owns (its
+        memo says so, and ``schedules apply`` leaves it alone). On the stack's own dev
+        server without mTLS, a schedule an earlier mTLS run left behind would fail on a
+        certificate this run does not know: it goes.
+        """
+        log = get_logger("keyward.devstack")
+        if self.worker_certificate is not None:
+            change = await apply_certificate_schedule(client, self.settings,
+                                                      self.worker_certificate,
+                                                      managed_by=MANAGED_BY)
+            log.info("worker certificate schedule", schedule=change.schedule_id,
+                     change=change.change, detail=change.detail)
+        elif self.ui_url is not None:
+            schedule_id = renewal_schedule_id(DEV_CLIENT_CERTIFICATE)
+            if await remove_managed_schedule(client, schedule_id, managed_by=MANAGED_BY):
+                log.info("removed the worker certificate schedule (devstack.mtls is off)",
+                         schedule=schedule_id)
 
     async def aclose(self) -> None:
         """Stop the gateway, then what this stack started, newest first."""

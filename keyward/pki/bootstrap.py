@@ -45,6 +45,22 @@ class BootstrapResult:
     files: tuple[WrittenFile, ...]
 
 
+def server_spec(common_name: str = "localhost", *,
+                dns_names: Sequence[str] = ("localhost",),
+                ip_addresses: Sequence[str] = ("127.0.0.1",),
+                lifetime: timedelta = timedelta(days=365)) -> CertificateSpec:
+    """The bootstrap's server pair (``<dir>/server``)."""
+    return CertificateSpec(name="server", common_name=common_name, dns_names=tuple(dns_names),
+                           ip_addresses=tuple(ip_addresses), usage="server", lifetime=lifetime)
+
+
+def client_spec(common_name: str = "keyward-worker", *,
+                lifetime: timedelta = timedelta(days=30)) -> CertificateSpec:
+    """The bootstrap's client pair (``<dir>/client``)."""
+    return CertificateSpec(name="client", common_name=common_name, usage="client",
+                           lifetime=lifetime)
+
+
 def bootstrap_local_pki(directory: Path, *, ca_common_name: str = "keyward local CA",
                         server_common_name: str = "localhost",
                         server_dns_names: Sequence[str] = ("localhost",),
@@ -69,27 +85,30 @@ def bootstrap_local_pki(directory: Path, *, ca_common_name: str = "keyward local
             "every certificate it issued. Pass overwrite=True (--overwrite) to do it anyway.")
     ca = CertificateAuthority.bootstrap(ca_common_name, now=moment)
     ca.save(directory / CA_CERT, directory / CA_KEY)
-    server_spec = CertificateSpec(name="server", common_name=server_common_name,
-                                  dns_names=tuple(server_dns_names),
-                                  ip_addresses=tuple(server_ips), usage="server",
-                                  lifetime=server_lifetime)
-    client_spec = CertificateSpec(name="client", common_name=client_common_name,
-                                  usage="client", lifetime=client_lifetime)
     files = [
         WrittenFile(directory / CA_CERT, f"CA certificate ({ca_common_name}): trust anchor "
                                          "for servers (client CA) and clients (server CA)"),
         WrittenFile(directory / CA_KEY, "CA private key (mode 0600): signs renewals with "
                                         "issuer = \"local-ca\"; keep it off shared disks"),
     ]
-    pairs: list[InstalledPair] = []
-    for spec in (server_spec, client_spec):
-        issued = ca.issue(spec, now=moment)
-        summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
-                                ca_pem=issued.ca_pem, now=moment, spec=spec)
-        installed = install_pair(directory / spec.name, issued)
-        pairs.append(installed)
-        files += _pair_files(installed.directory, spec, summary)
-    return BootstrapResult(directory, ca, pairs[0], pairs[1], tuple(files))
+    server, server_files = issue_pair(directory, ca, server_spec(
+        server_common_name, dns_names=server_dns_names, ip_addresses=server_ips,
+        lifetime=server_lifetime), now=moment)
+    client, client_files = issue_pair(directory, ca, client_spec(
+        client_common_name, lifetime=client_lifetime), now=moment)
+    return BootstrapResult(directory, ca, server, client,
+                           (*files, *server_files, *client_files))
+
+
+def issue_pair(directory: Path, ca: CertificateAuthority, spec: CertificateSpec, *,
+               now: datetime) -> tuple[InstalledPair, list[WrittenFile]]:
+    """Issue ``spec`` from ``ca``, validate it against the CA, install it in
+    ``directory/<spec.name>`` (replacing any pair there), and describe the files."""
+    issued = ca.issue(spec, now=now)
+    summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
+                            ca_pem=issued.ca_pem, now=now, spec=spec)
+    installed = install_pair(Path(directory) / spec.name, issued)
+    return installed, _pair_files(installed.directory, spec, summary)
 
 
 def issue_local_pair(directory: Path, spec: CertificateSpec, *,
@@ -101,7 +120,6 @@ def issue_local_pair(directory: Path, spec: CertificateSpec, *,
     before it is installed, the same way renewals are, and replaces any pair there.
     """
     directory = Path(directory)
-    moment = utc(now)
     try:
         ca = CertificateAuthority.load(directory / CA_CERT, directory / CA_KEY)
     except FileNotFoundError:
@@ -109,11 +127,7 @@ def issue_local_pair(directory: Path, spec: CertificateSpec, *,
                              "`starter.py pki bootstrap` first") from None
     if spec.name in ("", ".", "..") or "/" in spec.name:
         raise BootstrapError(f"pair name {spec.name!r} must be a plain directory name")
-    issued = ca.issue(spec, now=moment)
-    summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
-                            ca_pem=issued.ca_pem, now=moment, spec=spec)
-    installed = install_pair(directory / spec.name, issued)
-    return _pair_files(installed.directory, spec, summary)
+    return issue_pair(directory, ca, spec, now=utc(now))[1]
 
 
 def describe(result: BootstrapResult) -> list[str]:
