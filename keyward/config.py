@@ -30,6 +30,7 @@ from urllib.parse import urlparse
 
 from keyward.errors import ConfigError
 from keyward.secrets import Secret
+from keyward.vault.names import InvalidVaultName, check_key_name, check_mount
 
 #: The one task queue every keyward workflow and activity runs on, unless overridden.
 DEFAULT_TASK_QUEUE: Final = "keyward"
@@ -64,7 +65,9 @@ def _http_url(value: Any) -> str | None:
 
 
 def _mount(value: Any) -> str | None:
-    if not value or value.startswith("/") or value.endswith("/") or "//" in value:
+    try:
+        check_mount(value)
+    except InvalidVaultName:
         return "must be a mount path like 'transit' or 'team/transit' (no leading/trailing /)"
     return None
 
@@ -134,6 +137,10 @@ class CodecSettings:
     compression: bool = False
     #: namespace → Transit key name; a namespace not listed uses its own name as key.
     keys: dict[str, str] = field(default_factory=dict)
+    #: namespace → keys it used before a change of ``keys``: still accepted when decoding
+    #: (old histories), never used to encode. Decoding refuses every other key a payload
+    #: names, before asking Vault: the name in a payload's metadata is the sender's choice.
+    previous_keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
     datakey_max_age_seconds: float = field(default=300.0, metadata=_check(_positive))
     # 2^20 is 4096 times below the NIST 2^32 bound for one AES-GCM key with random IVs.
     datakey_max_uses: int = field(default=2**20, metadata=_check(_positive))
@@ -147,9 +154,24 @@ class CodecSettings:
         for namespace, key in self.keys.items():
             if not key:
                 raise ConfigError(f"codec.keys.{namespace}", "must name a Transit key")
+            _key_name(f"codec.keys.{namespace}", key)
+        for namespace, keys in self.previous_keys.items():
+            for key in keys:
+                _key_name(f"codec.previous_keys.{namespace}", key)
 
     def key_for(self, namespace: str) -> str:
         return self.keys.get(namespace, namespace)
+
+    def keys_allowed(self, namespace: str) -> frozenset[str]:
+        """The keys a payload of ``namespace`` may name: its key and its previous keys."""
+        return frozenset((self.key_for(namespace), *self.previous_keys.get(namespace, ())))
+
+
+def _key_name(setting: str, key: str) -> None:
+    try:
+        check_key_name(key)
+    except InvalidVaultName as exc:
+        raise ConfigError(setting, str(exc)) from None
 
 
 def _origin(value: Any) -> str | None:
@@ -260,8 +282,14 @@ class RotationSettings:
     #: Also trim key versions below the floor from Vault (irreversible): off unless asked.
     trim_archived_versions: bool = False
     catchup_window_minutes: float = field(default=60.0, metadata=_check(_positive))
+    #: Before raising the floor, keyward reads the start event of every execution still
+    #: present (retries and cron runs carry their first input). Past this many executions
+    #: in one namespace it stops reading and keeps the floor where it is.
+    history_scan_limit: int = field(default=100_000, metadata=_check(_positive))
 
     def __post_init__(self) -> None:
+        for key in self.keys:
+            _key_name(f"rotation.keys.{key}", key)
         for key, rate in self.keys.items():
             if not rate > 0:
                 raise ConfigError(f"rotation.keys.{key}",

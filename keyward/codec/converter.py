@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from temporalio.converter import DataConverter, DefaultFailureConverterWithEncodedAttributes
 
 from keyward.codec.transit_codec import CodecState, VaultTransitCodec
+from keyward.codec.trust import TrustStampingPayloadConverter
 from keyward.codec.usage import UsageCounters
 from keyward.config import Settings
 from keyward.connect.temporal import load_connect_config
@@ -30,9 +31,12 @@ class CodecBundle:
 
 
 def build_codec(settings: Settings, token: TokenProvider, *, namespace: str,
-                usage: UsageCounters | None = None) -> VaultTransitCodec:
+                usage: UsageCounters | None = None,
+                stamp_authenticated: bool = False) -> VaultTransitCodec:
     transit = AsyncTransit(settings.vault, token)
-    return VaultTransitCodec(CodecState.create(settings.codec, transit, usage), namespace=namespace)
+    state = CodecState.create(settings.codec, transit, usage,
+                              stamp_authenticated=stamp_authenticated)
+    return VaultTransitCodec(state, namespace=namespace)
 
 
 def build_data_converter(settings: Settings, token: TokenProvider, *, namespace: str,
@@ -43,10 +47,16 @@ def build_data_converter(settings: Settings, token: TokenProvider, *, namespace:
     (``DefaultFailureConverterWithEncodedAttributes``): an exception message can
     carry the same data the payloads do. ``namespace`` is the client's namespace,
     used where the SDK passes no serialization context.
+
+    Decrypted payloads are stamped and the payload converter copies the stamp into
+    inputs with an ``authenticated`` field (:mod:`keyward.codec.trust`), so a workflow
+    can tell an encrypted input from plain JSON anyone could have sent.
     """
-    codec = build_codec(settings, token, namespace=namespace, usage=usage)
+    codec = build_codec(settings, token, namespace=namespace, usage=usage,
+                        stamp_authenticated=True)
     converter = dataclasses.replace(
         DataConverter.default,
+        payload_converter_class=TrustStampingPayloadConverter,
         payload_codec=codec,
         failure_converter_class=DefaultFailureConverterWithEncodedAttributes,
     )

@@ -30,11 +30,14 @@ from __future__ import annotations
 import base64
 import binascii
 import functools
+import re
 import zlib
 from dataclasses import dataclass
 from typing import Final, Literal
 
 from temporalio.api.common.v1 import Payload
+
+from keyward.vault.names import is_key_name
 
 ENCODING_KEY: Final = "encoding"
 ENCODING: Final = b"binary/encrypted"
@@ -54,6 +57,10 @@ Scheme = Literal["direct", "envelope"]
 Compression = Literal["zlib", "none"]
 _SCHEMES: Final = ("direct", "envelope")
 _COMPRESSIONS: Final = ("zlib", "none")
+#: A key version as keyward writes it: canonical ASCII decimal, no sign, no leading zero,
+#: at most ten digits (nobody rotates a key ten billion times).
+_VERSION: Final = re.compile(rb"[1-9][0-9]{0,9}")
+_VERSION_TEXT: Final = re.compile(r"[1-9][0-9]{0,9}")
 # zlib level 1: most of the ratio on JSON for a fraction of level 6's CPU time.
 _ZLIB_LEVEL: Final = 1
 
@@ -111,34 +118,58 @@ def parse_header(payload: Payload) -> EncryptedHeader:
 @functools.lru_cache(maxsize=4096)
 def _parse_header_values(values: tuple[bytes | None, ...]) -> EncryptedHeader:
     """The validation behind :func:`parse_header`, cached: payloads under one data key
-    share every value, so a history decodes with one validation per data key."""
+    share every value, so a history decodes with one validation per data key.
+
+    Everything here is attacker-controlled (anyone who can start a workflow sets payload
+    metadata), so each value is held to the one spelling keyward writes: the key name to
+    Vault's naming rule (it becomes a URL path segment), the version to canonical decimal,
+    and in envelope mode the wrapped key's own ``vault:vN:`` to that same version.
+    """
     fmt, key_id, version, scheme_raw, compression_raw, wrapped_raw = values
     if fmt != FORMAT_VERSION:
-        raise PayloadFormatError(f"unknown keyward payload format {fmt or b'<missing>'!r}")
+        raise PayloadFormatError(f"unknown keyward payload format {_shown(fmt)}")
     named = {KEY_ID_KEY: key_id, KEY_VERSION_KEY: version, SCHEME_KEY: scheme_raw,
              COMPRESSION_KEY: compression_raw}
     for name, raw in named.items():
         if raw is None:
             raise PayloadFormatError(f"encrypted payload lacks metadata {name}")
     try:
-        key, version_text, scheme, compression = (
-            (raw or b"").decode() for raw in (key_id, version, scheme_raw, compression_raw))
+        key, scheme, compression = (
+            (raw or b"").decode() for raw in (key_id, scheme_raw, compression_raw))
         wrapped = wrapped_raw.decode() if wrapped_raw is not None else None
     except UnicodeDecodeError:
         raise PayloadFormatError("encrypted payload metadata is not UTF-8") from None
-    if not key or not version_text.isdigit() or int(version_text) < 1:
-        raise PayloadFormatError(f"encrypted payload has invalid key id/version "
-                                 f"{key!r}/{version_text!r}")
+    if not is_key_name(key):
+        raise PayloadFormatError(f"encrypted payload has invalid key id/version: "
+                                 f"{_shown(key_id)} is not a Vault key name")
+    if version is None or _VERSION.fullmatch(version) is None:
+        raise PayloadFormatError(f"encrypted payload has invalid key id/version: version "
+                                 f"{_shown(version)}")
+    key_version = int(version)
     if scheme not in _SCHEMES or compression not in _COMPRESSIONS:
         raise PayloadFormatError(f"encrypted payload has unknown scheme/compression "
-                                 f"{scheme!r}/{compression!r}")
+                                 f"{_shown(scheme_raw)}/{_shown(compression_raw)}")
     if (scheme == "envelope") != (wrapped is not None):
         raise PayloadFormatError(f"{scheme} payload with{'out' if wrapped is None else ''} "
                                  "a wrapped data key")
-    return EncryptedHeader(key=key, key_version=int(version_text),
+    if wrapped is not None:
+        wrapped_version, _ = vault_ciphertext_bytes(wrapped)
+        if wrapped_version != key_version:
+            # The version is not in the associated data (format 1), so it is bound here:
+            # it must be the one Vault itself wrote into the wrapped key.
+            raise PayloadFormatError(f"metadata says version {key_version} but the data key "
+                                     f"was wrapped with version {wrapped_version}")
+    return EncryptedHeader(key=key, key_version=key_version,
                            scheme=scheme,  # type: ignore[arg-type]
                            compression=compression,  # type: ignore[arg-type]
                            wrapped_key=wrapped)
+
+
+def _shown(raw: bytes | str | None) -> str:
+    """A metadata value as an error may show it: bounded and printable (it is hostile)."""
+    if raw is None:
+        return "<missing>"
+    return ascii(raw[:64]) + ("…" if len(raw) > 64 else "")
 
 
 @functools.lru_cache(maxsize=4096)
@@ -179,7 +210,8 @@ def vault_ciphertext(version: int, raw: bytes) -> str:
 def vault_ciphertext_bytes(ciphertext: str) -> tuple[int, bytes]:
     """Split Vault's ``vault:vN:<base64>`` into (version, raw bytes)."""
     parts = ciphertext.split(":", 2)
-    if len(parts) != 3 or parts[0] != "vault" or parts[1][:1] != "v" or not parts[1][1:].isdigit():
+    if len(parts) != 3 or parts[0] != "vault" or parts[1][:1] != "v" \
+            or _VERSION_TEXT.fullmatch(parts[1][1:]) is None:
         raise PayloadFormatError("not a Vault Transit ciphertext")
     try:
         return int(parts[1][1:]), base64.b64decode(parts[2], validate=True)

@@ -48,10 +48,12 @@ from keyward.codec.format import (
     vault_ciphertext,
     vault_ciphertext_bytes,
 )
+from keyward.codec.trust import stamp, without_stamp
 from keyward.codec.usage import UsageCounters
 from keyward.config import CodecSettings
 from keyward.errors import KeywardError
 from keyward.vault.errors import VaultError
+from keyward.vault.names import InvalidVaultName
 from keyward.vault.transit_async import AsyncTransit, DecryptItem, EncryptItem
 
 #: Decompression refuses to inflate a payload past this (Temporal's own limit is 2 MiB
@@ -77,13 +79,18 @@ class CodecState:
     usage: UsageCounters
     encode_keys: EncodeKeyCache
     decode_keys: DecodeKeyCache
+    #: Stamp decrypted payloads for :class:`keyward.codec.trust.TrustStampingPayloadConverter`
+    #: (the worker's converter); the codec server's copies never stamp.
+    stamp_authenticated: bool = False
 
     @classmethod
     def create(cls, settings: CodecSettings, transit: AsyncTransit,
-               usage: UsageCounters | None = None) -> CodecState:
+               usage: UsageCounters | None = None, *,
+               stamp_authenticated: bool = False) -> CodecState:
         usage = usage or UsageCounters()
         return cls(
             settings=settings, transit=transit, usage=usage,
+            stamp_authenticated=stamp_authenticated,
             encode_keys=EncodeKeyCache(
                 generate=transit.generate_data_key,
                 max_age_seconds=settings.datakey_max_age_seconds,
@@ -98,9 +105,11 @@ class CodecState:
 class VaultTransitCodec(PayloadCodec, WithSerializationContext):
     """Encrypts every payload with Vault Transit, bound to the namespace it belongs to."""
 
-    def __init__(self, state: CodecState, *, namespace: str) -> None:
+    def __init__(self, state: CodecState, *, namespace: str, stamp: bool | None = None) -> None:
         self._state = state
         self.namespace = namespace
+        self._stamp = state.stamp_authenticated if stamp is None else stamp
+        self._allowed = state.settings.keys_allowed(namespace)
 
     @property
     def state(self) -> CodecState:
@@ -116,11 +125,12 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
             namespace = context.namespace
         if namespace == self.namespace:
             return self
-        return type(self)(self._state, namespace=namespace)
+        return type(self)(self._state, namespace=namespace, stamp=self._stamp)
 
     def for_namespace(self, namespace: str) -> Self:
-        """A copy for ``namespace`` (the codec server's per-request copy)."""
-        return type(self)(self._state, namespace=namespace)
+        """A copy for ``namespace`` (the codec server's per-request copy); it never stamps
+        decrypted payloads, which are shown to people, not handed to workflows."""
+        return type(self)(self._state, namespace=namespace, stamp=False)
 
     # ---- encode -------------------------------------------------------------------------
 
@@ -132,14 +142,14 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
             if self._state.settings.mode == "envelope":
                 return await self._encode_envelope(key, payloads)
             return await self._encode_direct(key, payloads)
-        except VaultError as exc:
+        except (VaultError, InvalidVaultName) as exc:
             raise PayloadEncryptionError(
                 f"cannot encrypt {len(payloads)} payload(s) for namespace {self.namespace!r} "
                 f"with key {key!r}: {exc}") from exc
 
     def _plaintexts(self, payloads: Sequence[Payload]) -> list[tuple[bytes, Compression]]:
         enabled = self._state.settings.compression
-        return [compress(p.SerializeToString(), enabled) for p in payloads]
+        return [compress(without_stamp(p).SerializeToString(), enabled) for p in payloads]
 
     async def _encode_direct(self, key: str, payloads: Sequence[Payload]) -> list[Payload]:
         prepared = self._plaintexts(payloads)
@@ -190,12 +200,20 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
         envelope: list[tuple[int, EncryptedHeader]] = []
         for index, payload in enumerate(payloads):
             if not is_encrypted(payload):
-                results[index] = payload
+                # Passed through, but never with a stamp someone wrote in to look decrypted.
+                results[index] = without_stamp(payload)
                 continue
             try:
                 header = parse_header(payload)
             except PayloadFormatError as exc:
                 raise PayloadDecryptionError(f"payload {index}: {exc}") from None
+            if header.key not in self._allowed:
+                # Checked before any Vault request: the name came from the payload.
+                raise PayloadDecryptionError(
+                    f"payload {index} names key {header.key!r}, which namespace "
+                    f"{self.namespace!r} does not use (allowed: "
+                    f"{', '.join(sorted(self._allowed))}; see codec.keys and "
+                    "codec.previous_keys)")
             if header.scheme == "direct":
                 direct[header.key].append((index, header))
             else:
@@ -231,8 +249,6 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
                 missing[header.key][header.wrapped_key] = header
         for key, wanted in missing.items():
             wrapped = list(wanted)
-            for text in wrapped:
-                self._check_wrapped_version(wanted[text], text)
             try:
                 plain_keys = await self._state.transit.decrypt(
                     key, [DecryptItem(text) for text in wrapped])
@@ -250,7 +266,6 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
                 aeads[header.wrapped_key] = cache.get(header.wrapped_key)
             aead = aeads[header.wrapped_key]
             if aead is None:  # evicted between fetch and use: only with a tiny cache
-                self._check_wrapped_version(header, header.wrapped_key)
                 (plain_key,) = await self._state.transit.decrypt(
                     header.key, [DecryptItem(header.wrapped_key)])
                 aead = aeads[header.wrapped_key] = cache.put(header.wrapped_key, plain_key)
@@ -264,16 +279,6 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
                     f"or encrypted for another namespace than {self.namespace!r}") from None
             results[index] = self._unpack(index, header, plain)
 
-    def _check_wrapped_version(self, header: EncryptedHeader, wrapped: str) -> None:
-        try:
-            version, _ = vault_ciphertext_bytes(wrapped)
-        except PayloadFormatError as exc:
-            raise PayloadDecryptionError(f"{header.describe()}: wrapped data key: {exc}") from None
-        if version != header.key_version:
-            raise PayloadDecryptionError(
-                f"{header.describe()}: metadata says version {header.key_version} but the "
-                f"data key was wrapped with version {version}")
-
     def _unpack(self, index: int, header: EncryptedHeader, plain: bytes) -> Payload:
         try:
             inner = decompress(plain, header.compression, limit=MAX_PLAINTEXT_BYTES)
@@ -282,7 +287,7 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
         except (PayloadFormatError, ValueError) as exc:
             raise PayloadDecryptionError(f"payload {index} under {header.describe()}: "
                                          f"decrypted content is not a payload ({exc})") from None
-        return payload
+        return stamp(payload) if self._stamp else without_stamp(payload)
 
     def _decrypt_error(self, key: str, versions: list[int],
                        exc: VaultError) -> PayloadDecryptionError:

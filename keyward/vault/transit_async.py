@@ -21,6 +21,7 @@ from typing import Any, Final
 import aiohttp
 
 from keyward.config import VaultSettings
+from keyward.vault.names import check_key_name, check_mount, segment
 from keyward.vault.errors import (
     VaultError,
     VaultForbidden,
@@ -80,6 +81,14 @@ def _b64(data: bytes) -> str:
     return base64.b64encode(data).decode()
 
 
+def _key(name: str) -> str:
+    """A key name as a URL path segment: checked against Vault's rule, then quoted.
+
+    Raises :class:`InvalidVaultName` (a KeywardError) before any request is made.
+    """
+    return segment(check_key_name(name))
+
+
 def key_version_of(ciphertext: str) -> int:
     """The key version a ``vault:vN:...`` ciphertext was made with."""
     parts = ciphertext.split(":", 2)
@@ -94,7 +103,8 @@ class AsyncTransit:
 
     def __init__(self, settings: VaultSettings, token: TokenProvider, *,
                  retry: RetryPolicy | None = None) -> None:
-        self._base = f"{settings.address.rstrip('/')}/v1/{settings.transit_mount}"
+        mount = "/".join(segment(part) for part in check_mount(settings.transit_mount).split("/"))
+        self._base = f"{settings.address.rstrip('/')}/v1/{mount}"
         self._token = token
         self._namespace = settings.namespace
         self._timeout = aiohttp.ClientTimeout(total=settings.timeout_seconds)
@@ -125,7 +135,8 @@ class AsyncTransit:
             if item.associated_data is not None:
                 entry["associated_data"] = _b64(item.associated_data)
             batch.append(entry)
-        data = await self._post(f"encrypt/{key}", {"batch_input": batch}, f"encrypt with {key}")
+        data = await self._post(f"encrypt/{_key(key)}", {"batch_input": batch},
+                                f"encrypt with {key}")
         results = data["batch_results"]
         return [str(result["ciphertext"]) for result in results]
 
@@ -137,11 +148,12 @@ class AsyncTransit:
             if item.associated_data is not None:
                 entry["associated_data"] = _b64(item.associated_data)
             batch.append(entry)
-        data = await self._post(f"decrypt/{key}", {"batch_input": batch}, f"decrypt with {key}")
+        data = await self._post(f"decrypt/{_key(key)}", {"batch_input": batch},
+                                f"decrypt with {key}")
         return [base64.b64decode(result["plaintext"]) for result in data["batch_results"]]
 
     async def generate_data_key(self, key: str, *, bits: int = 256) -> DataKey:
-        data = await self._post(f"datakey/plaintext/{key}", {"bits": bits},
+        data = await self._post(f"datakey/plaintext/{_key(key)}", {"bits": bits},
                                 f"generate data key with {key}")
         return DataKey(plaintext=base64.b64decode(data["plaintext"]),
                        ciphertext=str(data["ciphertext"]),
