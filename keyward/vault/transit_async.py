@@ -21,7 +21,6 @@ from typing import Any, Final
 import aiohttp
 
 from keyward.config import VaultSettings
-from keyward.vault.names import check_key_name, check_mount, segment
 from keyward.vault.errors import (
     VaultError,
     VaultForbidden,
@@ -31,6 +30,7 @@ from keyward.vault.errors import (
     VaultServerError,
     VaultUnavailable,
 )
+from keyward.vault.names import check_key_name, check_mount, segment
 
 TokenProvider = Callable[[], str | None]
 
