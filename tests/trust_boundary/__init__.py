@@ -1,0 +1,1 @@
+"""The trust boundary: what arrives through Temporal or the codec server is untrusted."""
