@@ -18,6 +18,7 @@ from temporalio.exceptions import ApplicationError
 from keyward.metrics import KEY_LATEST_VERSION_CREATED
 from keyward.temporal.failures import as_application_error
 from keyward.vault.errors import VaultError, vault_errors
+from keyward.vault.names import InvalidVaultName, check_key_name, check_mount
 
 
 @dataclass(frozen=True)
@@ -118,6 +119,17 @@ class TransitKeyActivities:
         self._vault.secrets.transit.trim_key(name=request.key, min_version=floor,
                                              mount_point=request.mount)
 
+    @staticmethod
+    def _names(key: str, mount: str) -> None:
+        """Key and mount came from a workflow input: hold them to Vault's naming rule before
+        hvac puts them into a URL (hvac quotes neither ``/`` nor ``..``)."""
+        try:
+            check_key_name(key)
+            check_mount(mount)
+        except InvalidVaultName as exc:
+            raise ApplicationError(str(exc), type="InvalidVaultName",
+                                   non_retryable=True) from None
+
     def _call(self, operation: str, call: Callable[[], object]) -> None:
         try:
             with vault_errors(operation):
@@ -126,6 +138,7 @@ class TransitKeyActivities:
             raise as_application_error(exc) from exc
 
     def _read(self, key: str, mount: str) -> TransitKeyInfo:
+        self._names(key, mount)  # every activity reads before it changes anything
         try:
             with vault_errors(f"read transit key {mount}/{key}"):
                 data = self._vault.secrets.transit.read_key(name=key,
