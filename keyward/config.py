@@ -18,6 +18,7 @@ setting (``vault.ca_crt``) must not fall back to a default nobody chose.
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 import os
 import tomllib
 import types
@@ -26,7 +27,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, Literal, get_args, get_origin, get_type_hints
-from urllib.parse import urlparse
+from urllib.parse import urlparse, urlsplit
 
 from keyward.errors import ConfigError
 from keyward.secrets import Secret
@@ -102,6 +103,46 @@ class TemporalSettings:
                               "tls_cert and tls_key go together")
 
 
+def is_loopback_host(host: str, *, with_port: bool = False) -> bool:
+    """``host`` names this machine only: ``localhost``, 127.0.0.0/8 or ``::1``.
+
+    With ``with_port`` it is a Host header (``[::1]:8234``, ``localhost:8234``); a
+    malformed port raises ValueError. Anything else, including a name that merely
+    starts like one (``127.0.0.1.evil.example``), is not loopback.
+    """
+    if any(char in host for char in "/?#@\\ \t"):
+        return False
+    if with_port:
+        parts = urlsplit(f"//{host}")
+        if parts.port == 0:  # reading .port raises ValueError for a malformed one
+            return False
+        name = parts.hostname or ""
+    else:
+        name = host[1:-1] if host.startswith("[") and host.endswith("]") else host
+    name = name.lower()
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False
+
+
+def _insecure_http(setting: str, url: str | None, allowed: bool, allow_setting: str) -> None:
+    """Plain http:// only to this machine, unless the operator said otherwise in so many words.
+
+    A Vault token or the JWKS that decides who may decrypt must not cross a network
+    unauthenticated: anyone on the path could read the token or swap the keys.
+    """
+    if not url or allowed:
+        return
+    parsed = urlparse(url)
+    if parsed.scheme == "http" and not is_loopback_host(parsed.hostname or ""):
+        raise ConfigError(setting, f"plain http:// to {parsed.hostname} sends credentials "
+                          "unencrypted and unauthenticated; use https://, or set "
+                          f"{allow_setting} = true if the network path is trusted")
+
+
 @dataclass(frozen=True, kw_only=True)
 class VaultSettings:
     """How to reach and authenticate to Vault, and where Transit is mounted."""
@@ -119,8 +160,14 @@ class VaultSettings:
     kubernetes_role: str | None = None
     kubernetes_jwt_path: Path = Path("/var/run/secrets/kubernetes.io/serviceaccount/token")
     transit_mount: str = field(default="transit", metadata=_check(_mount))
+    #: Allow ``address`` to be plain http:// to a host other than this machine. Off: the
+    #: Vault token (and every payload in direct mode) would cross the network in clear.
+    #: For a dev Vault on a private container network (deploy/compose) only.
+    allow_insecure_http: bool = False
 
     def __post_init__(self) -> None:
+        _insecure_http("vault.address", self.address, self.allow_insecure_http,
+                       "vault.allow_insecure_http")
         # Which credentials an auth method needs is checked where the client is built
         # (keyward.vault.auth): with --dev the token only exists once the dev server runs.
         if self.ca_cert is not None and not self.ca_cert.is_file():
@@ -224,6 +271,13 @@ class CodecServerSettings:
     #: Refetch the JWKS for an unknown ``kid`` at most this often.
     jwks_min_refresh_seconds: float = field(default=30.0, metadata=_check(_positive))
     jwks_cache_seconds: float = field(default=600.0, metadata=_check(_positive))
+    #: Allow ``jwks_url`` to be plain http:// to a host other than this machine. Off: whoever
+    #: can alter that response chooses the keys that decide who may decrypt.
+    allow_insecure_http: bool = False
+    #: Allow ``auth = "none"`` on a non-loopback ``host``. Off: anyone who reaches that
+    #: address decrypts every namespace. Only for a container whose port is published on
+    #: the host's loopback alone (deploy/compose); never on a shared network.
+    allow_no_auth_off_loopback: bool = False
 
     def __post_init__(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
@@ -237,6 +291,15 @@ class CodecServerSettings:
                 raise ConfigError(f"codec_server.{name}", f"file not found: {path}")
         if self.jwks_url and _http_url(self.jwks_url):
             raise ConfigError("codec_server.jwks_url", "must be an http(s) URL")
+        _insecure_http("codec_server.jwks_url", self.jwks_url, self.allow_insecure_http,
+                       "codec_server.allow_insecure_http")
+        if self.auth == "none" and not is_loopback_host(self.host) \
+                and not self.allow_no_auth_off_loopback:
+            raise ConfigError("codec_server.host",
+                              f"auth = \"none\" serves decrypted payloads to anyone; it may "
+                              f"only listen on a loopback address, not {self.host!r} (set "
+                              "codec_server.allow_no_auth_off_loopback = true only for a "
+                              "container port published on the host's loopback)")
 
     def require_serving_config(self) -> None:
         """Checks that matter only to a process that serves codec requests.
@@ -374,6 +437,14 @@ class DevstackSettings:
     #: The gateway closes connections this old, as Temporal Cloud does every 5 minutes.
     gateway_max_connection_age_seconds: float = field(default=300.0,
                                                       metadata=_check(_positive))
+
+    def __post_init__(self) -> None:
+        # The stack serves a codec server without auth and a dev Vault whose root token
+        # travels over plain http: neither may be reachable from another machine.
+        if not is_loopback_host(self.host):
+            raise ConfigError("devstack.host", f"must be a loopback address (127.0.0.1, "
+                              f"localhost, ::1), not {self.host!r}: the local stack serves "
+                              "an unauthenticated codec server and a dev Vault over http")
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -9,8 +9,19 @@ for *and* the one the codec binds decryption to, so a caller allowed in A can
 never decrypt B's payloads by naming A.
 
 Status codes: 400 bad JSON/shape/base64 or codec failure (as the protocol
-says, never 500), 401 no/invalid token, 403 role too low, 404 unknown path,
-405 wrong method, 413 body too large. Every request gets one audit line.
+says), 401 no/invalid token, 403 role too low, 404 unknown path, 405 wrong
+method, 413 body too large, 415 a body that is not ``application/json``, 500
+anything unexpected (``{"error": "internal error"}``: no exception text, which
+may quote a payload). Every codec request gets one audit line, the 500 too.
+
+Every request is untrusted. With auth off (``auth = "none"``, development only)
+the caller cannot be identified, so the server refuses what only a web page
+would send: a ``Host`` that is not a loopback name (DNS rebinding: a page
+reaches 127.0.0.1 under its own name) and an ``Origin`` that is not in
+``allowed_origins`` (403). ``application/json`` is required in every mode: a
+page can POST ``text/plain`` cross-site without a CORS preflight, never JSON,
+and every real client (Web UI, the temporal CLI through the Go SDK's remote
+codec) sends ``application/json``.
 """
 
 from __future__ import annotations
@@ -29,7 +40,7 @@ from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.jwt_auth import AuthError, Identity, JwtVerifier
 from keyward.codecserver.payloads_json import PayloadsJsonError, dump_payloads, parse_payloads
 from keyward.codecserver.permissions import Operation, Permissions, Role
-from keyward.config import CodecServerSettings
+from keyward.config import CodecServerSettings, is_loopback_host
 from keyward.errors import KeywardError
 from keyward.log import get_logger
 
@@ -37,6 +48,7 @@ ALLOWED_HEADERS: Final = "Content-Type, X-Namespace, Authorization, Authorizatio
 ALLOWED_METHODS: Final = "POST, OPTIONS"
 PREFLIGHT_MAX_AGE: Final = "600"
 OPERATIONS: Final = ("encode", "decode")
+JSON_MEDIA_TYPE: Final = "application/json"
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -136,6 +148,8 @@ class CodecServer:
         if routed is None:
             return self._error(request, 404, "not found")
         if request.method == "OPTIONS":
+            if self.verifier is None and not _loopback_host(request):
+                return self._error(request, 403, _FOREIGN_HOST)
             return self.preflight(request)
         if request.method != "POST":
             response = self._error(request, 405, "method not allowed")
@@ -147,6 +161,7 @@ class CodecServer:
         subject = "-"
         count = 0
         try:
+            self._check_request(request)
             identity = await self._authorize(request, operation, namespace)
             subject = identity.subject
             payloads = await self._read_payloads(request)
@@ -160,6 +175,13 @@ class CodecServer:
             response = self._error(request, failure.status, failure.message)
             outcome = failure.outcome
             subject = failure.subject or subject
+        except Exception:  # HTTP boundary: every failure is a JSON 500 with its audit line
+            # The traceback goes to the operator's log; the caller learns nothing of it
+            # (exception text can quote payload data).
+            self.log.exception("codec request failed unexpectedly", operation=operation,
+                               namespace=namespace)
+            response = self._error(request, 500, "internal error")
+            outcome = "internal_error"
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(operation, outcome).inc()
         self.metrics.latency.labels(operation, outcome).observe(elapsed)
@@ -168,6 +190,21 @@ class CodecServer:
                       status=response.status, duration_ms=round(elapsed * 1000, 2),
                       remote=request.remote)
         return response
+
+    def _check_request(self, request: web.Request) -> None:
+        """What must hold before a request is authorized at all (see the module docstring)."""
+        if self.verifier is None:
+            if not _loopback_host(request):
+                raise RequestFailed(403, _FOREIGN_HOST, "forbidden_host")
+            origin = request.headers.get("Origin")
+            if origin is not None and origin not in self.allowed_origins:
+                raise RequestFailed(403, "Origin is not in codec_server.allowed_origins",
+                                    "forbidden_origin")
+        # aiohttp gives the media type without parameters, lower-cased; none at all reads
+        # as application/octet-stream.
+        if request.content_type != JSON_MEDIA_TYPE:
+            raise RequestFailed(415, f"Content-Type must be {JSON_MEDIA_TYPE}",
+                                "unsupported_media_type")
 
     async def _authorize(self, request: web.Request, operation: Operation,
                          namespace: str) -> Identity:
@@ -219,6 +256,19 @@ CODEC_SERVER: Final = web.AppKey("codec_server", CodecServer)
 
 #: With auth explicitly disabled, every caller is treated as a system admin.
 _ALL: Final = Permissions(system=Role.ADMIN)
+
+
+_FOREIGN_HOST: Final = ("Host is not a loopback name (127.0.0.1, localhost, [::1]); with auth "
+                        "disabled the codec server answers only local callers")
+
+
+def _loopback_host(request: web.Request) -> bool:
+    """The Host header names loopback: what a local client sends, never a rebound name."""
+    host = request.headers.get("Host", "")
+    try:
+        return is_loopback_host(host, with_port=True)
+    except ValueError:
+        return False
 
 
 def _short(exc: BaseException) -> str:

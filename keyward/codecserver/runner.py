@@ -35,9 +35,11 @@ async def start_codec_server(settings: CodecServerSettings,
     log = get_logger("keyward.codecserver")
     verifier = JwtVerifier(settings) if settings.auth == "jwt" else None
     if verifier is None:
-        log.warning("CODEC SERVER AUTHENTICATION IS DISABLED: anyone who can reach "
-                    f"{settings.host}:{settings.port} can decrypt payloads of every namespace. "
-                    "Use codec_server.auth = 'none' only for local development.")
+        # The settings allow this on loopback only (or by an explicit setting), and the app
+        # refuses foreign Host and Origin headers; still, say it loudly.
+        log.warning("CODEC SERVER AUTHENTICATION IS DISABLED: any local process that can "
+                    f"reach {settings.host}:{settings.port} can decrypt payloads of every "
+                    "namespace. Use codec_server.auth = 'none' only for local development.")
     tls = ReloadingServerTLS(settings) if settings.tls_cert else None
     runner = web.AppRunner(build_app(settings, codec, verifier), access_log=None)
     await runner.setup()

@@ -50,12 +50,12 @@ keys = { "payments" = "payments-key" }
 
 def test_environment_overrides_file(tmp_path: Path) -> None:
     """VAULT_* and KEYWARD_<SECTION>__<SETTING> variables win over the file."""
-    path = write(tmp_path, '[vault]\naddress = "http://file:8200"\n[codec]\nmode = "direct"\n')
-    env = {"VAULT_ADDR": "http://env:8200", "VAULT_TOKEN": "hvs.fromenvironment0000000000",
+    path = write(tmp_path, '[vault]\naddress = "https://file:8200"\n[codec]\nmode = "direct"\n')
+    env = {"VAULT_ADDR": "https://env:8200", "VAULT_TOKEN": "hvs.fromenvironment0000000000",
            "KEYWARD_CODEC__MODE": "envelope", "KEYWARD_CODEC__KEYS": "a=k1, b=k2",
            "KEYWARD_DEVSTACK__TRANSIT_KEYS": "default,payments"}
     settings = load_settings(path, env=env)
-    assert settings.vault.address == "http://env:8200"
+    assert settings.vault.address == "https://env:8200"
     assert settings.vault.token == Secret("hvs.fromenvironment0000000000")
     assert settings.codec.mode == "envelope"
     assert settings.codec.keys == {"a": "k1", "b": "k2"}
