@@ -13,6 +13,10 @@ Redaction works on three levels, because no single one is enough:
   are cut out of any string;
 * by value: every :class:`keyward.secrets.Secret` and every registered data key
   is scrubbed wherever it appears verbatim.
+
+Tracebacks are rendered plain (frames and source lines, never local variables) in
+both formats: a local in a codec frame holds plaintext, and no redaction pass can
+know which value in a locals dump is secret.
 """
 
 from __future__ import annotations
@@ -159,7 +163,11 @@ def configure_logging(settings: LoggingSettings, *, stream: TextIO | None = None
         final = [structlog.processors.format_exc_info, redact_secrets,
                  structlog.processors.JSONRenderer()]
     else:
-        final = [redact_secrets, structlog.dev.ConsoleRenderer(colors=stream.isatty())]
+        # Plain tracebacks, always: with ``rich`` (or better-exceptions) installed,
+        # structlog's default formatter prints every frame's local variables, which here
+        # means decrypted payloads and data-key bytes, past any redaction by key.
+        final = [redact_secrets, structlog.dev.ConsoleRenderer(
+            colors=stream.isatty(), exception_formatter=structlog.dev.plain_traceback)]
     renderer = final[-1]
 
     formatter = structlog.stdlib.ProcessorFormatter(

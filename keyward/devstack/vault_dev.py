@@ -24,6 +24,10 @@ from keyward.vault.errors import VaultError, vault_errors
 def read_or_create_token(path: Path) -> Secret:
     """The dev root token, kept (mode 0600) so a restart of the stack reuses it."""
     if path.is_file():
+        # A token file someone else made (or a copy restored with a wide mode) is narrowed:
+        # the dev server refuses a token file that others can read.
+        if path.stat().st_mode & 0o077:
+            path.chmod(0o600)
         return Secret(path.read_text().strip())
     path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
     token = "hvs.dev" + secrets.token_urlsafe(24)
@@ -69,15 +73,24 @@ class DevVault:
     def token_path(self) -> Path:
         return self.state_dir / "vault-root-token"
 
-    def argv(self, token: Secret) -> list[str]:
+    def argv(self) -> list[str]:
+        """The command line: never the root token, which every local user could read in
+        ``/proc/<pid>/cmdline``. It goes in the environment or the 0600 token file."""
         vault = shutil.which("vault")
         if vault:
             # Real Vault keeps dev-mode state in memory only; keys do not survive a restart.
-            return [vault, "server", "-dev", f"-dev-root-token-id={token.reveal()}",
-                    f"-dev-listen-address={self.host}:{self.port}"]
+            return [vault, "server", "-dev", f"-dev-listen-address={self.host}:{self.port}"]
         return [sys.executable, "-m", "keyward.devstack.transit_server", "--host", self.host,
                 "--port", str(self.port), "--data-dir", str(self.state_dir / "vault"),
-                "--root-token", token.reveal()]
+                "--root-token-file", str(self.token_path)]
+
+    def environment(self, token: Secret) -> dict[str, str]:
+        """The child's environment: real Vault reads its dev root token from
+        ``VAULT_DEV_ROOT_TOKEN_ID``; keyward's dev server reads the token file instead."""
+        env = dict(os.environ)
+        if shutil.which("vault"):
+            env["VAULT_DEV_ROOT_TOKEN_ID"] = token.reveal()
+        return env
 
     async def ensure_running(self) -> tuple[ManagedProcess | None, Secret]:
         """Start the dev Vault unless one that accepts our token already answers."""
@@ -92,8 +105,8 @@ class DevVault:
                                    f"token in {self.token_path}; set VAULT_ADDR/VAULT_TOKEN to "
                                    "use it, or stop it")
             return None, token
-        process = ManagedProcess("vault dev server", self.argv(token),
-                                 self.state_dir / "vault.log")
+        process = ManagedProcess("vault dev server", self.argv(), self.state_dir / "vault.log",
+                                 env=self.environment(token))
         process.start()
 
         async def healthy() -> bool:

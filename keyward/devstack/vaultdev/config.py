@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
+
+#: The environment variable a launcher passes the root token in (never on the command
+#: line: ``/proc/<pid>/cmdline`` is world-readable, ``/proc/<pid>/environ`` is not).
+ROOT_TOKEN_ENV: Final = "KEYWARD_DEV_VAULT_ROOT_TOKEN"  # noqa: S105 - a variable name
 
 
 @dataclass(frozen=True)

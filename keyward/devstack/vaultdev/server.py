@@ -3,7 +3,9 @@
 ``start`` binds the listener and returns once it accepts connections, so a
 caller can use :attr:`RunningDevVault.url` straight away. ``main`` is the
 command line behind ``python -m keyward.devstack.transit_server``: it prints
-one line with the address and root token, stops cleanly on SIGTERM or SIGINT
+one line with the address and root token (only named, when it came from
+``--root-token-file`` or ``$KEYWARD_DEV_VAULT_ROOT_TOKEN``: a token on the command
+line is readable by every local user in ``/proc/<pid>/cmdline``), stops cleanly on SIGTERM or SIGINT
 (exit 0), and exits 1 with a one-line message when it cannot listen or read
 its data directory.
 """
@@ -14,6 +16,7 @@ import argparse
 import asyncio
 import errno
 import logging
+import os
 import signal
 import ssl
 import sys
@@ -22,7 +25,7 @@ from pathlib import Path
 from aiohttp import web
 
 from keyward.devstack.vaultdev.app import build_app
-from keyward.devstack.vaultdev.config import DevVaultConfig
+from keyward.devstack.vaultdev.config import ROOT_TOKEN_ENV, DevVaultConfig
 from keyward.devstack.vaultdev.listverb import listen
 from keyward.devstack.vaultdev.state import StateError, load_or_create_root_token
 
@@ -96,7 +99,14 @@ def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--root-token",
         default="",
-        help="root token; by default one is generated and kept in the data directory",
+        help="root token (visible to every local user in /proc/<pid>/cmdline: prefer "
+        f"--root-token-file or ${ROOT_TOKEN_ENV}); by default one is generated and kept in "
+        "the data directory",
+    )
+    parser.add_argument(
+        "--root-token-file",
+        type=Path,
+        help="file holding the root token; must not be readable by group or others",
     )
     parser.add_argument("--tls-cert", type=Path, help="PEM certificate chain to serve https")
     parser.add_argument("--tls-key", type=Path, help="PEM private key for --tls-cert")
@@ -115,7 +125,13 @@ def main(argv: list[str] | None = None) -> int:
     if arguments.access_log:
         logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     try:
-        root_token = arguments.root_token or load_or_create_root_token(arguments.data_dir)
+        root_token, announced = _root_token(arguments)
+    except RootTokenError as exc:
+        print(f"{_PROG}: {exc}", file=sys.stderr)
+        return 1
+    try:
+        if not root_token:
+            root_token = announced = load_or_create_root_token(arguments.data_dir)
         config = DevVaultConfig(
             data_dir=arguments.data_dir,
             root_token=root_token,
@@ -127,10 +143,41 @@ def main(argv: list[str] | None = None) -> int:
     except (OSError, StateError, ValueError) as exc:
         print(f"{_PROG}: cannot use data directory {arguments.data_dir}: {exc}", file=sys.stderr)
         return 1
-    return asyncio.run(_serve(config, access_log=arguments.access_log))
+    return asyncio.run(_serve(config, access_log=arguments.access_log, announced=announced))
 
 
-async def _serve(config: DevVaultConfig, *, access_log: bool) -> int:
+class RootTokenError(Exception):
+    """The root token file cannot be used (missing, empty, or readable by others)."""
+
+
+def _root_token(arguments: argparse.Namespace) -> tuple[str, str]:
+    """(token, how the banner shows it); ("", "") when none is given and one is generated.
+
+    A token given in a file or the environment is never printed: the banner goes to a
+    log file, and the point of those two ways is that the token stays out of sight.
+    """
+    if arguments.root_token:
+        return arguments.root_token, arguments.root_token
+    path: Path | None = arguments.root_token_file
+    if path is not None:
+        try:
+            mode = path.stat().st_mode
+            token = path.read_text(encoding="utf-8").strip()
+        except OSError as exc:
+            raise RootTokenError(f"cannot read root token file {path}: {exc.strerror}") from None
+        if mode & 0o077:
+            raise RootTokenError(f"root token file {path} is readable by others (mode "
+                                 f"{mode & 0o777:o}); chmod 600 it")
+        if not token:
+            raise RootTokenError(f"root token file {path} is empty")
+        return token, f"(from {path})"
+    token = os.environ.get(ROOT_TOKEN_ENV, "").strip()
+    if token:
+        return token, f"(from ${ROOT_TOKEN_ENV})"
+    return "", ""
+
+
+async def _serve(config: DevVaultConfig, *, access_log: bool, announced: str) -> int:
     try:
         running = await start(config, access_log=access_log)
     except StateError as exc:
@@ -146,8 +193,9 @@ async def _serve(config: DevVaultConfig, *, access_log: bool) -> int:
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
-    # The dev root token is printed on purpose, as `vault server -dev` does.
-    print(f"{_PROG} listening on {running.url} root token: {config.root_token}", flush=True)
+    # A generated or --root-token dev root token is printed on purpose, as `vault server
+    # -dev` does; one from a file or the environment is only named.
+    print(f"{_PROG} listening on {running.url} root token: {announced}", flush=True)
     try:
         await stop.wait()
     finally:
