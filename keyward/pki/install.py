@@ -26,11 +26,13 @@ certificate cannot delete each other's work in progress.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import re
 import secrets
 import shutil
+import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -176,7 +178,15 @@ def _check_names(names: list[str]) -> None:
 
 @contextlib.contextmanager
 def _locked(directory: Path) -> Iterator[None]:
-    fd = os.open(directory / LOCK_FILE, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, _PUBLIC_MODE)
+    path = directory / LOCK_FILE
+    try:
+        # O_NOFOLLOW: a planted ..install.lock symlink must not make us create or open a
+        # file of someone else's choosing.
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, _PUBLIC_MODE)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InstallError(_SYMLINK_REFUSED.format(path=path)) from None
+        raise
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -212,29 +222,72 @@ def _remove_leftovers(directory: Path) -> None:
 
 def _adopt_plain_files(directory: Path, names: list[str], key_name: str,
                        step: StepHook) -> None:
-    """Make visible names that are not our symlinks into symlinks, without changing bytes."""
+    """Make visible names that are not our symlinks into symlinks, without changing bytes.
+
+    Only regular files are adopted, each opened with ``O_NOFOLLOW``: a symlink keyward
+    did not make is refused, never followed. Its target may be anybody's file (a
+    private key, a token), and copying it into a generation would publish it under a
+    0644 name. The adopted key is written 0600 whatever the hand-made file's mode was.
+    """
     foreign = [name for name in names if _is_foreign(directory, name)]
     if not foreign:
         return
     for name in foreign:
-        if (directory / name).is_dir():
-            raise InstallError(f"{directory / name} is a directory; refusing to replace it")
+        path = directory / name
+        if path.is_symlink():
+            raise InstallError(_SYMLINK_REFUSED.format(path=path))
+        if path.is_dir():
+            raise InstallError(f"{path} is a directory; refusing to replace it")
     # Snapshot what readers currently see under every name, then point ..data at it.
+    current_generation = _current_generation(directory)
     current: dict[str, tuple[bytes, int]] = {}
     for name in names:
-        path = directory / name
-        if path.exists():
-            current[name] = (path.read_bytes(), _KEY_MODE if name == key_name else _PUBLIC_MODE)
+        if name in foreign:
+            source = directory / name
+        elif current_generation is not None:  # one of our links: read its generation's file
+            source = directory / current_generation / name
+        else:
+            continue
+        data = _read_regular_file(source)
+        if data is not None:
+            current[name] = (data, _KEY_MODE if name == key_name else _PUBLIC_MODE)
     generation = _new_generation_name(directory)
     _write_generation(directory / generation, current, step)
     step("adopt:swap")
     _swap_data_link(directory, generation)
     for name in foreign:
         step(f"adopt:link:{name}")
-        if name in current:
-            _ensure_visible_link(directory, name)
-        else:
-            (directory / name).unlink()  # a dangling foreign symlink: nothing to keep
+        _ensure_visible_link(directory, name)
+
+
+_SYMLINK_REFUSED = ("{path} is a symlink keyward did not make; refusing to follow it (its "
+                    "target would be copied into the install directory). Put the file itself "
+                    "there, or remove the symlink")
+
+
+def _read_regular_file(path: Path) -> bytes | None:
+    """The bytes of the regular file at ``path`` (None if absent), never through a symlink.
+
+    ``O_NOFOLLOW`` makes the check and the open one step (no window to swap in a
+    symlink); ``O_NONBLOCK`` keeps a planted FIFO from blocking the open.
+    """
+    try:
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise InstallError(_SYMLINK_REFUSED.format(path=path)) from None
+        raise
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            raise InstallError(f"{path} is not a regular file; refusing to adopt it")
+        chunks: list[bytes] = []
+        while chunk := os.read(fd, 1 << 16):
+            chunks.append(chunk)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
 
 
 def _is_foreign(directory: Path, name: str) -> bool:
