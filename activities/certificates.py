@@ -115,7 +115,8 @@ class CertificateActivities:
         try:
             summary = validate_pair(installed.certificate_pem, installed.private_key_pem,
                                     ca_pem=installed.ca_pem, now=datetime.now(UTC),
-                                    spec=spec_for(ref.name, cert))
+                                    spec=spec_for(ref.name, cert),
+                                    trust_anchor=_trust_anchor(ref.name, cert))
         except CertificateValidationError as exc:
             problem = "; ".join(exc.problems)
             if exc.summary is None:  # not even readable: renew, with nothing to report
@@ -144,7 +145,8 @@ class CertificateActivities:
         activity.heartbeat("issued")
         try:
             summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
-                                    ca_pem=issued.ca_pem, now=datetime.now(UTC), spec=spec)
+                                    ca_pem=issued.ca_pem, now=datetime.now(UTC), spec=spec,
+                                    trust_anchor=_trust_anchor(ref.name, cert))
         except CertificateValidationError as exc:
             raise ApplicationError(
                 f"certificate {ref.name!r} issued by {issuer.name} failed validation and was "
@@ -278,6 +280,19 @@ def _await_verdict(tls: ssl.SSLSocket) -> None:
         tls.recv(1)
     except (TimeoutError, ssl.SSLZeroReturnError, ssl.SSLEOFError):
         return
+
+
+def _trust_anchor(name: str, cert: CertificateSettings) -> bytes | None:
+    """The operator's pinned anchor, read afresh (it may be rotated on disk), if set."""
+    if cert.trust_anchor is None:
+        return None
+    try:
+        return cert.trust_anchor.read_bytes()
+    except OSError as exc:
+        # Unreadable pin: refuse rather than fall back to trusting the issuer's own CA.
+        raise ApplicationError(f"certificates.{name}.trust_anchor {cert.trust_anchor} cannot "
+                               f"be read: {exc.strerror}", type="TrustAnchorUnreadable",
+                               non_retryable=True) from None
 
 
 def _seconds(hours: float | None) -> int | None:

@@ -379,6 +379,12 @@ class CertificateSettings:
     directory: Path | None = None
     #: host:port to TLS-handshake with after installing (checks the new pair is served).
     verify_endpoint: str | None = None
+    #: The operator's pin: PEM file of the CA certificate(s) this certificate must chain
+    #: to. Without it the chain is checked only against the CA the issuer returns with
+    #: the certificate, which a compromised or misconfigured issuer chooses itself. With
+    #: it, a renewal whose certificate (or returned CA) does not reach the pin is refused
+    #: and not installed, and an installed pair that does not reach it is renewed.
+    trust_anchor: Path | None = None
     # local-ca
     ca_cert: Path | None = None
     ca_key: Path | None = None
@@ -411,6 +417,8 @@ class CertificateSettings:
         for name in installs[self.install]:
             if getattr(self, name) in (None, ""):
                 raise ConfigError(name, f"required when install = {self.install!r}")
+        if self.trust_anchor is not None and not self.trust_anchor.is_file():
+            raise ConfigError("trust_anchor", f"file not found: {self.trust_anchor}")
         if self.renew_before_hours is not None and not \
                 0 < self.renew_before_hours < self.lifetime_hours:
             raise ConfigError("renew_before_hours", "must be between 0 and lifetime_hours")

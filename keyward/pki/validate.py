@@ -72,7 +72,8 @@ def summarize(certificate_pem: bytes) -> CertificateSummary:
 
 def validate_pair(certificate_pem: bytes, private_key_pem: bytes, *, ca_pem: bytes | None,
                   now: datetime, spec: CertificateSpec | None = None,
-                  min_remaining: timedelta = timedelta(0)) -> CertificateSummary:
+                  min_remaining: timedelta = timedelta(0),
+                  trust_anchor: bytes | None = None) -> CertificateSummary:
     """Check a leaf (plus chain) and its key; the summary when fine, else every problem.
 
     ``ca_pem`` holds the trust anchor(s) relying parties will use; the leaf must
@@ -80,6 +81,14 @@ def validate_pair(certificate_pem: bytes, private_key_pem: bytes, *, ca_pem: byt
     ``certificate_pem``. Without ``ca_pem`` the chain is not checked: the caller
     has nothing to check it against. With ``spec``, the certificate must also be
     what the spec asked for: its common name, usage and SANs.
+
+    ``trust_anchor`` is the operator's pin (PEM, one or more certificates), which the
+    issuer cannot choose: ``ca_pem`` usually comes from the same issuer response as
+    the leaf, so a compromised or misconfigured issuer passes the ``ca_pem`` check
+    with a CA of its own. With a pin, the leaf must chain to it (intermediates from
+    ``certificate_pem`` and ``ca_pem``), and every CA in ``ca_pem`` must be a pinned
+    certificate or chain to one: ``ca_pem`` is installed as the ``ca.crt`` that the
+    service trusts its peers with, so a foreign CA there would let foreign peers in.
     """
     moment = utc(now)
     chain = _load_chain(certificate_pem)
@@ -88,6 +97,8 @@ def validate_pair(certificate_pem: bytes, private_key_pem: bytes, *, ca_pem: byt
     problems += _time_problems(leaf, moment, min_remaining)
     if ca_pem is not None:
         problems += _chain_problems(chain, ca_pem, moment)
+    if trust_anchor is not None:
+        problems += _anchor_problems(chain, ca_pem, trust_anchor, moment)
     if spec is not None:
         problems += _spec_problems(leaf, spec)
     summary = _summary(leaf)
@@ -180,6 +191,40 @@ def _chain_problems(chain: list[x509.Certificate], ca_pem: bytes, now: datetime)
                 for anchor in anchors if anchor != leaf and not is_ca(anchor)]
     if problems:
         return problems
+    failure = _verification_failure(leaf, chain[1:], anchors, now)
+    return [f"certificate does not chain to the given CA: {failure}"] if failure else []
+
+
+def _anchor_problems(chain: list[x509.Certificate], ca_pem: bytes | None,
+                     trust_anchor: bytes, now: datetime) -> list[str]:
+    """The pinned anchor check of :func:`validate_pair` (see there for why)."""
+    try:
+        anchors = x509.load_pem_x509_certificates(trust_anchor)
+    except ValueError:
+        return ["pinned trust anchor is not readable PEM"]
+    try:
+        supplied = x509.load_pem_x509_certificates(ca_pem) if ca_pem else []
+    except ValueError:
+        supplied = []  # already reported by _chain_problems
+    intermediates = [cert for cert in (*chain[1:], *supplied) if cert not in anchors]
+    problems: list[str] = []
+    failure = _verification_failure(chain[0], intermediates, anchors, now)
+    if failure:
+        problems.append(f"certificate does not chain to the pinned trust anchor: {failure}")
+    for ca in supplied:
+        if ca in anchors or ca == chain[0]:
+            continue
+        others = [cert for cert in intermediates if cert != ca]
+        if _verification_failure(ca, others, anchors, now):
+            problems.append(f"CA certificate {ca.subject.rfc4514_string()} supplied by the "
+                            "issuer does not chain to the pinned trust anchor (it would be "
+                            "installed as the CA that peers are checked against)")
+    return problems
+
+
+def _verification_failure(leaf: x509.Certificate, intermediates: list[x509.Certificate],
+                          anchors: list[x509.Certificate], now: datetime) -> str | None:
+    """Why ``leaf`` does not chain to ``anchors``, or None when it does."""
     # An out-of-date leaf is already reported; check the signatures at a moment the
     # leaf was valid so the chain problem, if any, is a different one.
     moment = min(max(now, leaf.not_valid_before_utc), leaf.not_valid_after_utc)
@@ -192,10 +237,10 @@ def _chain_problems(chain: list[x509.Certificate], ca_pem: bytes, now: datetime)
                .extension_policies(ca_policy=_CA_POLICY,
                                    ee_policy=verification.ExtensionPolicy.permit_all()))
     try:
-        builder.build_client_verifier().verify(leaf, chain[1:])
+        builder.build_client_verifier().verify(leaf, intermediates)
     except verification.VerificationError as error:
-        return [f"certificate does not chain to the given CA: {error}"]
-    return []
+        return str(error)
+    return None
 
 
 def _ca_key_usage(_policy: verification.Policy, _certificate: x509.Certificate,
