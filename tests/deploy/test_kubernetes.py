@@ -575,7 +575,7 @@ def transit_paths(mount: str) -> dict[str, set[tuple[str, str]]]:
     """The Vault Transit paths keyward's code calls, with the capability each needs."""
     codec_source = (ROOT / "keyward" / "vault" / "transit_async.py").read_text()
     codec = {(f"{mount}/{path}/+", "update")
-             for path in re.findall(r'_post\(f"([\w/]+)/\{key\}"', codec_source)}
+             for path in re.findall(r'_post\(f"([\w/]+)/\{_key\(key\)\}"', codec_source)}
     hvac_paths = {"read_key": (f"{mount}/keys/+", "read"),
                   "rotate_key": (f"{mount}/keys/+/rotate", "update"),
                   "update_key_configuration": (f"{mount}/keys/+/config", "update"),
