@@ -97,9 +97,13 @@ class JwksCache:
                     self._max_age if force else self._min_refresh):
                 return  # fetched recently: an unknown kid now is the token's problem
             try:
+                # Redirects are not followed: keys come from the URL the operator configured
+                # (and whose scheme the settings checked), not from wherever it points.
                 async with aiohttp.ClientSession(timeout=self._timeout) as session, \
-                        session.get(self._url) as response:
-                    response.raise_for_status()
+                        session.get(self._url, allow_redirects=False) as response:
+                    if response.status != 200:
+                        raise ValueError(f"JWKS endpoint answered HTTP {response.status} "
+                                         "(redirects are not followed)")
                     document = await response.json(content_type=None)
                 keys = _parse_jwks(document)
             except (aiohttp.ClientError, TimeoutError, ValueError) as exc:
