@@ -5,6 +5,10 @@ names a key and nothing else; the mount, the namespaces whose payloads use the k
 the retention buffer and whether to raise the decryption floor live in the worker's
 settings, which a workflow cannot read (no I/O). This activity reads them, so a
 hand-started rotation behaves exactly like a scheduled one.
+
+It is also the trust boundary for those settings: ``RotateTransitKey`` calls it for every
+input, and whatever the input said about them (``settings_from`` included) is replaced,
+because an input is untrusted and these settings decide what becomes unreadable.
 """
 
 from __future__ import annotations
@@ -26,10 +30,11 @@ class RotationSettingsActivities:
     def resolve(self, request: RotateKeyInput) -> RotateKeyInput:
         """The request with every setting-derived field taken from this worker's settings.
 
-        What the caller chose stays: the key, the reason, ``from_version`` and
-        ``min_version_age_seconds``; only the mount is taken from the settings (a
-        request can still name another mount by setting ``settings_from`` to
-        ``"input"`` and passing every field).
+        What the caller may choose stays: the key, the reason, ``from_version`` and
+        ``min_version_age_seconds`` (each can only skip or trigger a rotation, never
+        retire a version). The mount, the namespaces whose histories are checked,
+        ``raise_decryption_floor``, the retention buffer, the encryption grace and
+        ``trim_archived_versions`` are this worker's, whatever ``settings_from`` says.
         """
         # Imported here: keyward.rotation.inputs imports the workflows package, which
         # imports the activities package (this module) for its activity types.

@@ -6,6 +6,12 @@ per key). When the current version's count crosses ``rotate_at * budget`` the
 ledger starts ``RotateTransitKey`` for that version — once: the child's id names
 the version, and the rotation workflow itself skips if the key already moved on.
 
+Its input and reports are untrusted (anyone who can start or signal a workflow can send
+them), and counts decide rotations, so only encrypted ones count: a report that arrived
+as plain JSON is logged and ignored, and a ledger started with a plain-JSON input fails at
+once without starting anything (it would otherwise run on a budget the sender chose, and
+its continue-as-new would encrypt that choice). The next real report starts a fresh one.
+
 The ledger runs forever; it continues-as-new when Temporal suggests it (or its
 history grows past a bound), carrying its counts, so its history stays small.
 """
@@ -18,7 +24,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 
 from temporalio import workflow
-from temporalio.exceptions import WorkflowAlreadyStartedError
+from temporalio.exceptions import ApplicationError, WorkflowAlreadyStartedError
 
 # Workflow modules import each other normally (not passed through), so the sandbox
 # loads one copy of each.
@@ -28,6 +34,10 @@ from workflows.rotate_key import RotateKeyInput, RotateTransitKey
 #: Versions kept in the ledger's state (older ones no longer matter to the budget).
 KEPT_VERSIONS = 8
 MAX_HISTORY_EVENTS = 5_000
+#: Patch id: unauthenticated inputs fail the ledger and unauthenticated reports are not
+#: counted (issue 12).
+TRUSTED_LEDGER_INPUT = "ledger-input-trust-boundary"
+TRUSTED_USAGE_REPORTS = "ledger-reports-trust-boundary"
 
 
 @dataclass(frozen=True)
@@ -40,6 +50,9 @@ class VersionCount:
 class UsageReport:
     reporter: str
     counts: list[VersionCount]
+    #: Set by the worker's converter: True only when the report arrived encrypted (the
+    #: worker's UsageReporter encrypts). What the JSON says is ignored.
+    authenticated: bool = False
 
 
 @dataclass(frozen=True)
@@ -54,6 +67,10 @@ class LedgerInput:
     #: Carried across continue-as-new.
     counts: dict[int, int] = field(default_factory=dict)
     rotations_started: list[int] = field(default_factory=list)
+    #: Set by the worker's converter: True only when this input arrived encrypted (the
+    #: UsageReporter's signal-with-start, the ledger's own continue-as-new). What the JSON
+    #: says is ignored.
+    authenticated: bool = False
 
 
 @dataclass(frozen=True)
@@ -91,6 +108,12 @@ class TransitKeyLedger:
     @workflow.run
     async def run(self, request: LedgerInput) -> None:
         self._input = request
+        if workflow.patched(TRUSTED_LEDGER_INPUT) and not request.authenticated:
+            raise ApplicationError(
+                f"refusing to keep the ledger of {request.key!r}: its input arrived "
+                "unencrypted, and anyone who can start a workflow can send plain JSON; the "
+                "worker's usage reports start the ledger themselves",
+                type="UnauthenticatedInput", non_retryable=True)
         self._counts = {int(v): n for v, n in request.counts.items()}
         self._started = list(request.rotations_started)
         while True:
@@ -114,6 +137,12 @@ class TransitKeyLedger:
                 or info.get_current_history_length() > MAX_HISTORY_EVENTS)
 
     def _apply(self, usage: UsageReport) -> None:
+        if not usage.authenticated and workflow.patched(TRUSTED_USAGE_REPORTS):
+            workflow.logger.warning(
+                "ignoring a usage report for %s from %r: it arrived unencrypted, so anyone "
+                "could have sent it", self._input.key if self._input else "?",
+                usage.reporter[:64])
+            return
         for item in usage.counts:
             self._counts[item.version] = self._counts.get(item.version, 0) + item.encryptions
         for stale in sorted(self._counts)[:-KEPT_VERSIONS]:

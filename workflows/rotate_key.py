@@ -7,10 +7,17 @@ version advanced → maybe raise the decryption floor → result. The Web UI sho
 the key, versions and outcome in the memo, the current details and the
 activity summaries.
 
-Run it by hand::
+Run it by hand with ``starter.py rotate-key KEY``, or through the codec server so the
+CLI encrypts the input (a plain-JSON input is refused, see below)::
 
     temporal workflow execute --type RotateTransitKey --task-queue keyward \\
-        --input '{"key": "default"}'
+        --input '{"key": "default"}' --codec-endpoint <codec server>
+
+The input is untrusted: anyone who can start a workflow can send one. So it must have
+been encrypted (``authenticated``, set by the worker's converter), its key name must be a
+Vault name, and it only chooses *which* key and *why*: the mount, the namespaces checked,
+the buffers, whether to raise the floor and whether to trim always come from the worker's
+own settings (``ResolveRotationInput``), because they decide what becomes unreadable.
 """
 
 from __future__ import annotations
@@ -37,6 +44,7 @@ with workflow.unsafe.imports_passed_through():
         TransitKeyInfo,
     )
     from keyward.policy.retention import FloorDecision, RetentionError, decryption_floor
+    from keyward.vault.names import InvalidVaultName, check_key_name
 
 #: Vault calls: keep retrying while Vault is unreachable (the workflow waits it out);
 #: permanent errors are non-retryable ApplicationErrors and fail at once.
@@ -45,6 +53,13 @@ VAULT_RETRY = RetryPolicy(initial_interval=timedelta(seconds=1), backoff_coeffic
 ACTIVITY_TIMEOUT = timedelta(seconds=30)
 #: Patch id: inputs without settings_from="input" are filled in from the worker settings.
 RESOLVE_FROM_WORKER_SETTINGS = "rotation-input-from-worker-settings"
+#: Patch id: the input must be authenticated and name a valid key, and every protective
+#: setting comes from the worker whatever ``settings_from`` says (issue 12).
+TRUSTED_ROTATION_INPUT = "rotation-input-trust-boundary"
+#: How to start this workflow so that its input is encrypted (shown when it was not).
+HOW_TO_START = ("start it with `starter.py rotate-key KEY`, or with `temporal workflow execute "
+                "--type RotateTransitKey ... --codec-endpoint <codec server>` so the CLI "
+                "encrypts the input")
 
 
 @dataclass(frozen=True)
@@ -66,10 +81,14 @@ class RotateKeyInput:
     #: How long after a rotation the old version may still encrypt (envelope data-key age).
     encryption_grace_seconds: int = 900
     trim_archived_versions: bool = False
-    #: "worker": fill mount, namespaces, floor and retention in from the worker's settings
-    #: (what a hand-written `--input '{"key": ...}'` gets); "input": use the fields as sent
-    #: (schedules, starter.py and the ledger send complete inputs).
+    #: Kept for old callers and running histories, no longer obeyed: mount, namespaces,
+    #: floor, buffers, grace and trimming always come from the worker's settings, since an
+    #: input that chose them could make payloads unreadable for good.
     settings_from: str = "worker"
+    #: Set by the worker's converter: True only when this input arrived encrypted (written
+    #: by someone holding keyward's Vault access or the codec server's write role). What
+    #: the JSON says is ignored.
+    authenticated: bool = False
 
 
 @dataclass(frozen=True)
@@ -105,11 +124,11 @@ def skip_reason(request: RotateKeyInput, info: TransitKeyInfo, now: datetime) ->
 class RotateTransitKey:
     @workflow.run
     async def run(self, request: RotateKeyInput) -> RotateKeyResult:
-        if request.settings_from != "input" and workflow.patched(RESOLVE_FROM_WORKER_SETTINGS):
-            request = await workflow.execute_activity(
-                "ResolveRotationInput", request, result_type=RotateKeyInput,
-                start_to_close_timeout=ACTIVITY_TIMEOUT,
-                summary=f"fill in {request.key}'s rotation settings from the worker")
+        if workflow.patched(TRUSTED_ROTATION_INPUT):
+            _check_trusted(request)
+            request = await self._resolve(request)
+        elif request.settings_from != "input" and workflow.patched(RESOLVE_FROM_WORKER_SETTINGS):
+            request = await self._resolve(request)
         name = f"{request.mount}/{request.key}"
         workflow.set_current_details(f"Rotating {name} ({request.reason})")
         before = await self._read(request, f"read {name}")
@@ -143,6 +162,13 @@ class RotateTransitKey:
                                      f"({decision.reason})")
         workflow.logger.info("rotation of %s finished: %s", name, outcome)
         return result
+
+    async def _resolve(self, request: RotateKeyInput) -> RotateKeyInput:
+        resolved: RotateKeyInput = await workflow.execute_activity(
+            "ResolveRotationInput", request, result_type=RotateKeyInput,
+            start_to_close_timeout=ACTIVITY_TIMEOUT,
+            summary=f"take {request.key}'s rotation settings from the worker")
+        return resolved
 
     async def _read(self, request: RotateKeyInput, summary: str) -> TransitKeyInfo:
         return await workflow.execute_activity_method(
@@ -195,6 +221,24 @@ class RotateTransitKey:
                 summary=f"raise decryption floor of {request.mount}/{request.key} to "
                         f"v{decision.new_floor}")
         return decision
+
+
+def _check_trusted(request: RotateKeyInput) -> None:
+    """Refuse, before any Vault call, what an untrusted caller could have sent.
+
+    Both failures are permanent (retrying the workflow task cannot change the input), so
+    they are non-retryable and the run fails at once with a message saying what to do.
+    """
+    if not request.authenticated:
+        raise ApplicationError(
+            f"refusing to rotate {request.key!r}: the input arrived unencrypted, and anyone "
+            f"who can start a workflow can send plain JSON; {HOW_TO_START}",
+            type="UnauthenticatedInput", non_retryable=True)
+    try:
+        check_key_name(request.key)
+    except InvalidVaultName as exc:
+        raise ApplicationError(f"refusing to rotate: {exc}", type="InvalidKeyName",
+                               non_retryable=True) from exc
 
 
 def _created(info: TransitKeyInfo, version: int) -> datetime:

@@ -21,6 +21,7 @@ from temporalio.testing import ActivityEnvironment
 from temporalio.worker import Worker
 
 from activities import build_activities
+from activities.rotation_settings import RotationSettingsActivities
 from activities.temporal_history import HistoryWindow, HistoryWindowRequest
 from activities.transit_keys import RotateRequest, TransitKeyActivities
 from keyward.codec.converter import CodecBundle, build_data_converter
@@ -75,6 +76,19 @@ def encrypting(client: Client, settings: Settings, token: Secret) -> tuple[Clien
     config = client.config()
     config["data_converter"] = bundle.converter
     return Client(**config), bundle
+
+
+def worker_settings_stand_in(settings: Settings, **changes: Any) -> Callable[..., Any]:
+    """ResolveRotationInput for a worker whose settings have no retention buffer and no
+    encryption grace (plus ``changes``): the input cannot ask for that, the worker can."""
+    real = RotationSettingsActivities(settings)
+
+    @activity.defn(name="ResolveRotationInput")
+    def resolve(request: RotateKeyInput) -> RotateKeyInput:
+        return dataclasses.replace(real.resolve(request), retention_buffer_seconds=0,
+                                   encryption_grace_seconds=0, **changes)
+
+    return resolve
 
 
 def latest(vault_client: hvac.Client, key: str) -> int:
@@ -142,16 +156,21 @@ async def test_duplicate_triggers_rotate_once(temporal_client: Client, vault: Va
     request = dataclasses.replace(rotate_input(settings, transit_key, reason="budget"),
                                   from_version=1)
     trigger_id = f"budget-v1-{uuid.uuid4()}"
-    async with running_worker(temporal_client, settings):
-        # At once: one id, so Temporal runs one execution and both callers get its result.
-        first, second = await asyncio.gather(*(
-            temporal_client.execute_workflow(
-                RotateTransitKey.run, request, id=trigger_id, task_queue=task_queue,
-                id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
-            for _ in range(2)))
-        # Later, under another id (an operator re-running it): the workflow sees v2 and skips.
-        again = await temporal_client.execute_workflow(
-            RotateTransitKey.run, request, id=f"{trigger_id}-again", task_queue=task_queue)
+    client, bundle = encrypting(temporal_client, settings, vault.token)
+    try:
+        async with running_worker(client, settings):
+            # At once: one id, so Temporal runs one execution and both callers get its result.
+            first, second = await asyncio.gather(*(
+                client.execute_workflow(
+                    RotateTransitKey.run, request, id=trigger_id, task_queue=task_queue,
+                    id_conflict_policy=WorkflowIDConflictPolicy.USE_EXISTING)
+                for _ in range(2)))
+            # Later, under another id (an operator re-running it): the workflow sees v2 and
+            # skips.
+            again = await client.execute_workflow(
+                RotateTransitKey.run, request, id=f"{trigger_id}-again", task_queue=task_queue)
+    finally:
+        await bundle.close()
     assert latest(vault_client, transit_key) == 2
     assert first == second
     assert first.rotated
@@ -185,9 +204,9 @@ async def test_floor_rises_once_temporal_holds_no_old_payloads(
     client, bundle = encrypting(temporal_client, settings, vault.token)
     try:
         old = await bundle.codec.encode([await _payload("v1 data")])
-        request = dataclasses.replace(rotate_input(settings, transit_key, reason="test"),
-                                      retention_buffer_seconds=0, encryption_grace_seconds=0)
-        async with running_worker(client, settings, replace=[nothing_left]):
+        request = rotate_input(settings, transit_key, reason="test")
+        async with running_worker(client, settings,
+                                  replace=[nothing_left, worker_settings_stand_in(settings)]):
             result = await client.execute_workflow(RotateTransitKey.run, request,
                                                    id=f"floor-{uuid.uuid4()}",
                                                    task_queue=task_queue)
@@ -209,19 +228,22 @@ async def test_long_running_workflow_blocks_the_floor(
         task_queue: str) -> None:
     """An execution started before the rotation keeps the old version decryptable."""
     settings = settings_for(vault, task_queue, transit_key)
-    request = dataclasses.replace(rotate_input(settings, transit_key, reason="test"),
-                                  retention_buffer_seconds=0, encryption_grace_seconds=0,
-                                  namespaces=[temporal_client.namespace])
+    request = rotate_input(settings, transit_key, reason="test")
+    client, bundle = encrypting(temporal_client, settings, vault.token)
 
     @activity.defn(name="DescribeHistoryWindow")
     async def zero_retention(req: HistoryWindowRequest) -> HistoryWindow:
         real = await TemporalHistoryStandIn.real(req)
         return dataclasses.replace(real, retention_seconds=0)
 
-    async with running_worker(temporal_client, settings, replace=[zero_retention]):
-        result = await temporal_client.execute_workflow(RotateTransitKey.run, request,
-                                                        id=f"blocked-{uuid.uuid4()}",
-                                                        task_queue=task_queue)
+    resolve = worker_settings_stand_in(settings, namespaces=[temporal_client.namespace])
+    try:
+        async with running_worker(client, settings, replace=[zero_retention, resolve]):
+            result = await client.execute_workflow(RotateTransitKey.run, request,
+                                                   id=f"blocked-{uuid.uuid4()}",
+                                                   task_queue=task_queue)
+    finally:
+        await bundle.close()
     # The session's earlier workflows started before v2: Temporal still holds them.
     assert result.decryption_floor == 1
     assert "started" in result.floor_explanation
@@ -245,9 +267,10 @@ async def test_ledger_rotates_when_budget_is_crossed(temporal_client: Client,
     settings = settings_for(vault, task_queue, transit_key)
     ledger = dataclasses.replace(ledger_input(settings, transit_key), budget=10, rotate_at=0.9)
     ledger_id = ledger_workflow_id("transit", transit_key) + f"-{uuid.uuid4().hex[:6]}"
-    async with running_worker(temporal_client, settings):
+    client, bundle = encrypting(temporal_client, settings, vault.token)
+    async with running_worker(client, settings):
         for count in (5, 4, 3):  # 5 → 9 (crosses 9) → 12 (already started: no second rotation)
-            await temporal_client.start_workflow(
+            await client.start_workflow(
                 TransitKeyLedger.run, ledger, id=ledger_id, task_queue=task_queue,
                 start_signal="report",
                 start_signal_args=[UsageReport("test", [VersionCount(1, count)])])
@@ -256,10 +279,11 @@ async def test_ledger_rotates_when_budget_is_crossed(temporal_client: Client,
             assert latest(vault_client, transit_key) == 2
 
         await assert_eventually(rotated, within=20)
-        state = await temporal_client.get_workflow_handle(ledger_id).query(TransitKeyLedger.usage)
+        state = await client.get_workflow_handle(ledger_id).query(TransitKeyLedger.usage)
         assert state.counts == {1: 12}
         assert state.rotations_started == [1]
-        await temporal_client.get_workflow_handle(ledger_id).terminate("test over")
+        await client.get_workflow_handle(ledger_id).terminate("test over")
+    await bundle.close()
     assert latest(vault_client, transit_key) == 2
 
 
@@ -272,8 +296,9 @@ async def test_schedule_fires_and_rotates(temporal_client: Client, vault: VaultE
                       budget_interval=timedelta(seconds=2), limited_by="budget",
                       explanation="test cadence")
     schedule_id = f"test-schedule-{uuid.uuid4()}"
-    async with running_worker(temporal_client, settings):
-        handle = await temporal_client.create_schedule(
+    client, bundle = encrypting(temporal_client, settings, vault.token)
+    async with running_worker(client, settings):
+        handle = await client.create_schedule(
             schedule_id, build_schedule(settings, transit_key, cadence))
         try:
             async def two_rotations() -> None:
@@ -282,9 +307,11 @@ async def test_schedule_fires_and_rotates(temporal_client: Client, vault: VaultE
             await assert_eventually(two_rotations, within=30, interval=0.5)
         finally:
             await handle.delete()
+            await bundle.close()
 
 
 async def test_rotation_waits_out_a_vault_outage(temporal_client: Client, tmp_path: Path,
+                                                 vault: VaultEndpoint, transit_key: str,
                                                  task_queue: str) -> None:
     """With Vault down mid-rotation the workflow waits, and completes once Vault is back."""
     dev = DevVault(host="127.0.0.1", port=free_port(), state_dir=tmp_path)
@@ -293,13 +320,17 @@ async def test_rotation_waits_out_a_vault_outage(temporal_client: Client, tmp_pa
     admin = build_hvac_client(dataclasses.replace(Settings().vault, address=dev.address))
     admin.token = token.reveal()
     ensure_transit(admin, "transit", ["outage"])
-    settings = settings_for((dev.address, token), task_queue, "outage")
+    settings = settings_for((dev.address, token), task_queue, "outage",
+                            raise_decryption_floor=False)
+    # The input is encrypted through the session's Vault, which stays up: the outage is
+    # the rotated key's Vault, which the activities talk to.
+    client, bundle = encrypting(temporal_client, settings_for(vault, task_queue, transit_key),
+                                vault.token)
     try:
-        async with running_worker(temporal_client, settings):
+        async with running_worker(client, settings):
             process.stop()
-            handle = await temporal_client.start_workflow(
-                RotateTransitKey.run, RotateKeyInput(key="outage", raise_decryption_floor=False,
-                                               settings_from="input"),
+            handle = await client.start_workflow(
+                RotateTransitKey.run, RotateKeyInput(key="outage"),
                 id=f"outage-{uuid.uuid4()}", task_queue=task_queue)
             await asyncio.sleep(3)  # activities fail and back off meanwhile
             assert (await handle.describe()).status == WorkflowExecutionStatus.RUNNING
@@ -311,6 +342,7 @@ async def test_rotation_waits_out_a_vault_outage(temporal_client: Client, tmp_pa
         if process is not None:
             process.stop()
         admin.adapter.close()
+        await bundle.close()
 
 
 async def test_rotation_reencrypts_schedule_inputs(temporal_client: Client,
@@ -355,10 +387,11 @@ async def test_usage_reporter_delivers_counts_to_the_ledger(
         task_queue: str) -> None:
     """What the codec counted reaches the key's ledger by signal-with-start, summed."""
     settings = settings_for(vault, task_queue, transit_key)
+    client, bundle = encrypting(temporal_client, settings, vault.token)
     usage = UsageCounters()
-    reporter = UsageReporter(temporal_client, settings, usage)
-    ledger = temporal_client.get_workflow_handle(ledger_workflow_id("transit", transit_key))
-    async with running_worker(temporal_client, settings):
+    reporter = UsageReporter(client, settings, usage)
+    ledger = client.get_workflow_handle(ledger_workflow_id("transit", transit_key))
+    async with running_worker(client, settings):
         usage.add(transit_key, 1, 40)
         await reporter.flush()
         usage.add(transit_key, 1, 2)
@@ -372,6 +405,7 @@ async def test_usage_reporter_delivers_counts_to_the_ledger(
 
         await assert_eventually(summed, within=10)
         await ledger.terminate("test over")
+    await bundle.close()
     assert reporter.reports_sent == 2
     assert usage.drain() == []
 
