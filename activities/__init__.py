@@ -18,7 +18,7 @@ from keyward.issuers.factory import issuer_factory
 def build_activities(*, vault: hvac.Client, settings: Settings) -> list[Callable[..., Any]]:
     """The bound activity methods the worker registers, built around shared clients."""
     transit = TransitKeyActivities(vault)
-    history = TemporalHistoryActivities()
+    history = TemporalHistoryActivities(scan_limit=settings.rotation.history_scan_limit)
     certificates = CertificateActivities(settings, issuer_factory(vault))
     rotation = RotationSettingsActivities(settings)
     return [transit.read_transit_key, transit.rotate_transit_key, transit.set_decryption_floor,

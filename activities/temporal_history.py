@@ -1,32 +1,49 @@
 """Activities about what Temporal still holds: retention, old executions, schedule inputs.
 
 The decryption floor may rise only when no payload under the old key version can
-still be in Temporal. Temporal knows: each namespace's retention (DescribeNamespace)
-and, through visibility, whether any execution that started before a given time
-is still present (running, or closed within retention).
+still be in Temporal. Temporal knows: each namespace's retention (DescribeNamespace);
+through visibility, whether any execution that started before a given time is still
+present (running, or closed within retention); and, in the payloads themselves, which
+key version each one is encrypted under. That last part matters because start times
+lie: every retry attempt and cron run starts with a copy of the first run's input, and
+a schedule keeps the memo, summary and arguments it was last written with. So the start
+event of every execution still present and every schedule is read, and the versions its
+payloads' metadata name are collected (no decryption needed).
+
+Anything that cannot be checked — a namespace that cannot be described or listed, more
+executions than ``rotation.history_scan_limit`` — keeps the floor where it is, with a
+sentence saying why: the floor is irreversible, a missed rotation of it is not.
 """
 
 from __future__ import annotations
 
+import asyncio
+import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import activity
-from temporalio.api.common.v1 import Payload
-from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest
-from temporalio.client import (
-    Client,
-    Schedule,
-    ScheduleActionStartWorkflow,
-    ScheduleUpdate,
-    ScheduleUpdateInput,
+from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.workflowservice.v1 import (
+    DescribeNamespaceRequest,
+    DescribeScheduleRequest,
+    GetWorkflowExecutionHistoryRequest,
+    UpdateScheduleRequest,
 )
+from temporalio.client import Client
+from temporalio.client import WorkflowExecution as ListedExecution
 from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
-from keyward.codec.format import PayloadFormatError, is_encrypted, parse_header
 from keyward.codec.transit_codec import VaultTransitCodec
+from keyward.config import RotationSettings
 from keyward.errors import KeywardError
+from keyward.temporal.payload_versions import key_versions, stale_payloads
+
+#: Start events fetched at once; bounded so a large namespace does not flood the frontend.
+SCAN_CONCURRENCY = 16
+#: Re-describe and retry this often when a schedule changed between describe and update.
+SCHEDULE_UPDATE_ATTEMPTS = 5
 
 
 @dataclass(frozen=True)
@@ -35,6 +52,10 @@ class HistoryWindowRequest:
     namespaces: list[str]
     #: Candidate thresholds, ascending: "is any execution that started before T still here?"
     thresholds: list[datetime] = field(default_factory=list)
+    #: The Transit key whose versions the payloads still present are checked for.
+    key: str = ""
+    #: Versions below this (the current floor) are not reported: nothing decrypts them.
+    from_version: int = 1
 
 
 @dataclass(frozen=True)
@@ -45,6 +66,12 @@ class HistoryWindow:
     #: threshold (None: no threshold is blocked), and where it lives, for the explanation.
     oldest_execution_start: datetime | None = None
     oldest_execution: str | None = None
+    #: The lowest version of the key (at or above ``from_version``) that a payload still
+    #: present is encrypted under, and which execution or schedule carries it.
+    oldest_version_in_use: int | None = None
+    version_in_use_by: str | None = None
+    #: Why not everything could be checked (None: all was); when set, the floor stays.
+    incomplete: str | None = None
 
 
 def _visibility_time(when: datetime) -> str:
@@ -60,50 +87,102 @@ class RewrapSchedulesRequest:
 
 @dataclass(frozen=True)
 class RewrapSchedulesResult:
-    #: "namespace/schedule-id" of every schedule whose stored input was re-encrypted.
+    #: "namespace/schedule-id" of every schedule whose stored payloads were re-encrypted.
     updated: list[str]
+
+
+class _Incomplete(Exception):
+    """Something in a namespace could not be checked; the message says what."""
 
 
 class TemporalHistoryActivities:
     """Uses the worker's own client (``activity.client()``), so a certificate reload applies."""
 
+    def __init__(self, *, scan_limit: int = RotationSettings().history_scan_limit) -> None:
+        #: ``rotation.history_scan_limit``: executions read per namespace before giving up.
+        self._scan_limit = scan_limit
+
     @activity.defn(name="DescribeHistoryWindow")
     async def describe_history_window(self, request: HistoryWindowRequest) -> HistoryWindow:
+        if not request.namespaces or not request.key:
+            raise ApplicationError("namespaces and key are required", type="InvalidRequest",
+                                   non_retryable=True)
         client = activity.client()
         retention = timedelta(0)
         oldest: tuple[datetime, str] | None = None
+        in_use: tuple[int, str] | None = None
+        incomplete: list[str] = []
         for namespace in request.namespaces:
             try:
                 described = await client.workflow_service.describe_namespace(
                     DescribeNamespaceRequest(namespace=namespace))
             except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND:
-                    continue  # no such namespace: no history to protect in it
-                raise
+                # Not skipped: a namespace keyward cannot see may hold anything.
+                incomplete.append(f"namespace {namespace!r} cannot be described "
+                                  f"({exc.status.name}: {exc.message})")
+                continue
             retention = max(retention, described.config.workflow_execution_retention_ttl
                             .ToTimedelta())
-            found = await _first_blocking(_for_namespace(client, namespace), request.thresholds,
-                                          await _schedule_writes(_for_namespace(client,
-                                                                                namespace)))
+            scoped = _for_namespace(client, namespace)
+            found = await _first_blocking(scoped, request.thresholds)
             if found is not None and (oldest is None or found[0] < oldest[0]):
                 oldest = (found[0], f"{namespace}/{found[1]}")
-        if not request.namespaces:
-            raise ApplicationError("no namespaces given", type="InvalidRequest",
-                                   non_retryable=True)
-        return HistoryWindow(retention_seconds=int(retention.total_seconds()),
-                             oldest_execution_start=oldest[0] if oldest else None,
-                             oldest_execution=oldest[1] if oldest else None)
+            try:
+                carried = await self._versions_carried(scoped, request)
+            except _Incomplete as exc:
+                incomplete.append(str(exc))
+                continue
+            if carried is not None and (in_use is None or carried[0] < in_use[0]):
+                in_use = carried
+        return HistoryWindow(
+            retention_seconds=int(retention.total_seconds()),
+            oldest_execution_start=oldest[0] if oldest else None,
+            oldest_execution=oldest[1] if oldest else None,
+            oldest_version_in_use=in_use[0] if in_use else None,
+            version_in_use_by=in_use[1] if in_use else None,
+            incomplete=("; ".join(incomplete) + ": keyward cannot tell which versions their "
+                        "payloads use") if incomplete else None)
 
+    async def _versions_carried(self, client: Client,
+                                request: HistoryWindowRequest) -> tuple[int, str] | None:
+        """The lowest version of the key carried by an execution's start event or a
+        schedule in ``client``'s namespace, and what carries it."""
+        found: list[tuple[int, str]] = []
+        for version, holder in await _schedule_versions(client, request.key):
+            if version >= request.from_version:
+                found.append((version, holder))
+        batch: list[ListedExecution] = []
+        scanned = 0
+        try:
+            async for execution in client.list_workflows(limit=self._scan_limit + 1):
+                scanned += 1
+                if scanned > self._scan_limit:
+                    raise _Incomplete(
+                        f"namespace {client.namespace!r} holds more than {self._scan_limit} "
+                        "executions (rotation.history_scan_limit), so not every start event "
+                        "was read")
+                batch.append(execution)
+                if len(batch) >= SCAN_CONCURRENCY:
+                    found.extend(await _start_event_versions(client, batch, request))
+                    batch = []
+                    activity.heartbeat(scanned)
+        except RPCError as exc:
+            raise _Incomplete(f"namespace {client.namespace!r} cannot be listed "
+                              f"({exc.status.name}: {exc.message})") from exc
+        found.extend(await _start_event_versions(client, batch, request))
+        return min(found) if found else None
 
     @activity.defn(name="RewrapScheduleInputs")
     async def rewrap_schedule_inputs(
             self, request: RewrapSchedulesRequest) -> RewrapSchedulesResult:
-        """Re-encrypt schedule inputs stored under older versions of ``key``.
+        """Re-encrypt every payload of a schedule stored under an older version of ``key``.
 
-        A schedule keeps the encrypted workflow input it was created with and sends it
-        with every run, so it would hold an old version alive forever. This works at the
-        payload level (decrypt, encrypt again under the latest version), so it needs no
-        knowledge of the workflows' argument types.
+        A schedule keeps what it was written with — its memo, the action's arguments,
+        memo, header and summary/details — and copies it into every run, so it would hold
+        an old version alive forever. This works on the raw protos (decrypt, encrypt
+        again under the latest version, in place), so it covers every field without
+        knowing the workflows' argument types, and updates with the describe's conflict
+        token so a concurrent change is not overwritten.
         """
         client = activity.client()
         codec = client.data_converter.payload_codec
@@ -114,59 +193,120 @@ class TemporalHistoryActivities:
         updated: list[str] = []
         for namespace in request.namespaces:
             scoped = _for_namespace(client, namespace)
-            ns_codec = codec.for_namespace(namespace)
             try:
-                schedules = [listed async for listed in await scoped.list_schedules()]
+                schedule_ids = [listed.id async for listed in await scoped.list_schedules()]
             except RPCError as exc:
-                if exc.status == RPCStatusCode.NOT_FOUND:
-                    continue  # no such namespace: nothing stored there
-                raise
-            for listed in schedules:
-                handle = scoped.get_schedule_handle(listed.id)
-                described = await handle.describe()
-                action = described.schedule.action
-                if not isinstance(action, ScheduleActionStartWorkflow) or not action.args:
-                    continue
-                payloads = [arg for arg in action.args if isinstance(arg, Payload)]
-                if not any(_stale(p, request.key, request.latest_version) for p in payloads):
-                    continue
-                try:
-                    fresh = await ns_codec.encode(await ns_codec.decode(payloads))
-                except KeywardError as exc:
-                    # Left as it is, it keeps blocking the floor, which is the safe outcome.
-                    activity.logger.warning("cannot re-encrypt input of schedule %s/%s: %s",
-                                            namespace, listed.id, exc)
-                    continue
-                action.args = fresh
-
-                def replace(_: ScheduleUpdateInput, schedule: Schedule = described.schedule
-                            ) -> ScheduleUpdate:
-                    return ScheduleUpdate(schedule=schedule)
-
-                await handle.update(replace)
-                updated.append(f"{namespace}/{listed.id}")
+                # The history scan reports this namespace as unreadable and keeps the floor.
+                activity.logger.warning("cannot list schedules of %s: %s", namespace, exc)
+                continue
+            for schedule_id in schedule_ids:
+                if await _rewrap_schedule(scoped, codec.for_namespace(namespace), schedule_id,
+                                          request):
+                    updated.append(f"{namespace}/{schedule_id}")
                 activity.heartbeat(len(updated))
         return RewrapSchedulesResult(updated=updated)
 
 
-def _stale(payload: Payload, key: str, latest_version: int) -> bool:
-    if not is_encrypted(payload):
-        return False
+async def _rewrap_schedule(client: Client, codec: VaultTransitCodec, schedule_id: str,
+                           request: RewrapSchedulesRequest) -> bool:
+    """Re-encrypt one schedule's stale payloads; True when it was updated."""
+    for attempt in range(1, SCHEDULE_UPDATE_ATTEMPTS + 1):
+        try:
+            described = await client.workflow_service.describe_schedule(
+                DescribeScheduleRequest(namespace=client.namespace, schedule_id=schedule_id))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return False  # deleted meanwhile: nothing left to hold a version
+            raise
+        in_schedule = stale_payloads(described.schedule, request.key, request.latest_version)
+        in_memo = stale_payloads(described.memo, request.key, request.latest_version)
+        stale = in_schedule + in_memo
+        if not stale:
+            return False
+        try:
+            fresh = await codec.encode(await codec.decode(stale))
+        except KeywardError as exc:
+            # Left as it is, it keeps blocking the floor, which is the safe outcome.
+            activity.logger.warning("cannot re-encrypt schedule %s/%s: %s", client.namespace,
+                                    schedule_id, exc)
+            return False
+        for old, new in zip(stale, fresh, strict=True):
+            old.CopyFrom(new)
+        update = UpdateScheduleRequest(
+            namespace=client.namespace, schedule_id=schedule_id, schedule=described.schedule,
+            conflict_token=described.conflict_token, identity=client.identity,
+            request_id=str(uuid.uuid4()))
+        if in_memo:
+            update.memo.CopyFrom(described.memo)
+        try:
+            await client.workflow_service.update_schedule(update)
+        except RPCError as exc:
+            if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.PERMISSION_DENIED,
+                              RPCStatusCode.UNAUTHENTICATED) \
+                    or attempt == SCHEDULE_UPDATE_ATTEMPTS:
+                raise
+            # Most likely the schedule changed since the describe (conflict token): again.
+            activity.logger.info("schedule %s/%s changed while re-encrypting (%s); retrying",
+                                 client.namespace, schedule_id, exc)
+            continue
+        return True
+    return False
+
+
+async def _schedule_versions(client: Client, key: str) -> list[tuple[int, str]]:
+    """(version, "namespace/schedule id") for every version of ``key`` a schedule carries:
+    its memo, and the action's arguments, memo, header and summary/details."""
+    found: list[tuple[int, str]] = []
     try:
-        header = parse_header(payload)
-    except PayloadFormatError:
-        return False
-    return header.key == key and header.key_version < latest_version
+        schedule_ids = [listed.id async for listed in await client.list_schedules()]
+        for schedule_id in schedule_ids:
+            try:
+                described = await client.workflow_service.describe_schedule(
+                    DescribeScheduleRequest(namespace=client.namespace,
+                                            schedule_id=schedule_id))
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    continue  # deleted meanwhile
+                raise
+            holder = f"{client.namespace}/schedule {schedule_id}"
+            found.extend((version, holder) for version in key_versions(described, key))
+    except RPCError as exc:
+        raise _Incomplete(f"schedules of namespace {client.namespace!r} cannot be read "
+                          f"({exc.status.name}: {exc.message})") from exc
+    return found
 
 
-async def _schedule_writes(client: Client) -> list[tuple[datetime, str]]:
-    """When each schedule's stored input was last written (created or updated)."""
-    writes: list[tuple[datetime, str]] = []
-    async for listed in await client.list_schedules():
-        info = (await client.get_schedule_handle(listed.id).describe()).info
-        written = info.last_updated_at or info.created_at
-        writes.append((written, f"schedule {listed.id}"))
-    return writes
+async def _start_event_versions(client: Client, executions: list[ListedExecution],
+                                request: HistoryWindowRequest) -> list[tuple[int, str]]:
+    """(version, holder) for the versions of the key in each execution's start event."""
+    async def one(execution: ListedExecution) -> list[tuple[int, str]]:
+        try:
+            history = await client.workflow_service.get_workflow_execution_history(
+                GetWorkflowExecutionHistoryRequest(
+                    namespace=client.namespace, maximum_page_size=1,
+                    execution=WorkflowExecution(workflow_id=execution.id,
+                                                run_id=execution.run_id)))
+        except RPCError as exc:
+            if exc.status == RPCStatusCode.NOT_FOUND:
+                return []  # deleted since it was listed: it holds nothing any more
+            raise _Incomplete(f"the history of {client.namespace}/{execution.id} (run "
+                              f"{execution.run_id}) cannot be read ({exc.status.name}: "
+                              f"{exc.message})") from exc
+        if not history.history.events:
+            return []
+        holder = (f"{client.namespace}/{execution.id} (run {execution.run_id}, started "
+                  f"{execution.start_time:%Y-%m-%dT%H:%MZ})")
+        return [(version, holder)
+                for version in key_versions(history.history.events[0], request.key)
+                if version >= request.from_version]
+
+    results = await asyncio.gather(*(one(execution) for execution in executions),
+                                   return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
+    return [item for result in results if not isinstance(result, BaseException)
+            for item in result]
 
 
 def _for_namespace(client: Client, namespace: str) -> Client:
@@ -177,19 +317,15 @@ def _for_namespace(client: Client, namespace: str) -> Client:
     return Client(**config)
 
 
-async def _first_blocking(client: Client, thresholds: list[datetime],
-                          schedule_writes: list[tuple[datetime, str]]
+async def _first_blocking(client: Client, thresholds: list[datetime]
                           ) -> tuple[datetime, str] | None:
-    """Something still present that holds payloads from before the lowest threshold.
+    """An execution still present that started before the lowest threshold it precedes.
 
-    An execution that started before it, or a schedule whose stored input was written
-    before it. Thresholds ascend, so the first one anything precedes is where
-    retirement stops; one such thing is enough to explain why.
+    Thresholds ascend, so the first one anything precedes is where retirement stops; one
+    such execution is enough to explain why. (Schedules are judged by the versions they
+    carry, not by when they were written: an update need not re-encrypt every field.)
     """
     for threshold in thresholds:
-        older = [write for write in schedule_writes if write[0] < threshold]
-        if older:
-            return min(older)
         query = f'StartTime < "{_visibility_time(threshold)}"'
         counted = await client.count_workflows(query)
         if counted.count:

@@ -194,11 +194,18 @@ class RotateTransitKey:
         grace = timedelta(seconds=request.encryption_grace_seconds)
         thresholds = [_created(info, version + 1) + grace
                       for version in range(floor, info.latest_version)]
+        # Reads the start event of every execution still present (bounded by the worker's
+        # rotation.history_scan_limit), so it may take a while on a busy namespace.
         window: HistoryWindow = await workflow.execute_activity_method(
             TemporalHistoryActivities.describe_history_window,
-            HistoryWindowRequest(namespaces=namespaces, thresholds=thresholds),
-            start_to_close_timeout=timedelta(minutes=2), retry_policy=VAULT_RETRY,
+            HistoryWindowRequest(namespaces=namespaces, thresholds=thresholds, key=request.key,
+                                 from_version=floor),
+            start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=2),
+            retry_policy=VAULT_RETRY,
             summary="ask Temporal which old payloads it may still hold")
+        if window.incomplete is not None:
+            return FloorDecision(current_floor=floor, new_floor=floor, retired=(),
+                                 reason=f"v{floor} kept: {window.incomplete}")
         try:
             decision = decryption_floor(
                 version_created={v: _created(info, v) for v in info.version_created},
@@ -207,7 +214,11 @@ class RotateTransitKey:
                 # A run that encrypted with a cached data key up to `grace` after the
                 # rotation and then closed stays in Temporal for `retention` after that.
                 buffer=timedelta(seconds=request.retention_buffer_seconds) + grace,
-                encryption_grace=grace, oldest_execution_start=window.oldest_execution_start)
+                encryption_grace=grace, oldest_execution_start=window.oldest_execution_start,
+                # Retry attempts and cron runs carry their first input whatever their start
+                # time says, and schedules what they were last written with.
+                oldest_version_in_use=window.oldest_version_in_use,
+                version_in_use_by=window.version_in_use_by)
         except RetentionError as exc:
             # Bad input cannot get better by retrying the workflow task.
             raise ApplicationError(f"cannot decide the decryption floor: {exc}",

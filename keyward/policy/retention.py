@@ -13,7 +13,13 @@ version too early makes those histories unreadable, forever. So version ``v``
    was active has been deleted, with a buffer for Temporal's deletion lag; and
 2. the oldest execution the namespace still holds (running or closed) started at
    or after ``c(v+1) + encryption_grace``: no execution that still exists was
-   alive while ``v`` (or a data key under it) was encrypting.
+   alive while ``v`` (or a data key under it) was encrypting; and
+3. no payload still present is encrypted under ``v`` or older: ``v`` is below
+   ``oldest_version_in_use``, the lowest version that the start events of the
+   executions still present and the schedules actually carry. Times alone are not
+   enough: every retry attempt and cron run starts with a copy of the first run's
+   input, so a chain whose runs all started after the rotation can still carry
+   payloads under the old version.
 
 The floor climbs only over consecutive retirable versions from the current
 floor, because ``min_decryption_version`` cuts off everything below it: one
@@ -53,7 +59,9 @@ class FloorDecision:
 def decryption_floor(*, version_created: Mapping[int, datetime], latest_version: int,
                      current_floor: int, now: datetime, retention: timedelta,
                      buffer: timedelta, encryption_grace: timedelta,
-                     oldest_execution_start: datetime | None) -> FloorDecision:
+                     oldest_execution_start: datetime | None,
+                     oldest_version_in_use: int | None,
+                     version_in_use_by: str | None = None) -> FloorDecision:
     """Decide how far ``min_decryption_version`` may rise at ``now``.
 
     ``version_created`` needs every version from ``current_floor`` to
@@ -61,11 +69,17 @@ def decryption_floor(*, version_created: Mapping[int, datetime], latest_version:
     below the floor). ``oldest_execution_start`` is the start time of the oldest
     execution, running or closed, the namespace still holds; ``None`` when it
     holds none. The latest version is never retired: it is the one encrypting.
+
+    ``oldest_version_in_use`` is the lowest version (at or above ``current_floor``) that a
+    payload still present is encrypted under, ``None`` when none is; the floor never
+    passes it, and ``version_in_use_by`` (which execution or schedule carries it) goes
+    into the reason. It is required, not defaulted: forgetting it would retire versions.
     """
     needed = _validate(version_created=version_created, latest_version=latest_version,
                        current_floor=current_floor, now=now, retention=retention,
                        buffer=buffer, encryption_grace=encryption_grace,
-                       oldest_execution_start=oldest_execution_start)
+                       oldest_execution_start=oldest_execution_start,
+                       oldest_version_in_use=oldest_version_in_use)
     needed_text = _needed_text(retention, buffer)
 
     new_floor = current_floor
@@ -73,7 +87,9 @@ def decryption_floor(*, version_created: Mapping[int, datetime], latest_version:
     while new_floor < latest_version:
         waits = _waits(new_floor, version_created[new_floor + 1], now=now, needed=needed,
                        needed_text=needed_text, encryption_grace=encryption_grace,
-                       oldest_execution_start=oldest_execution_start)
+                       oldest_execution_start=oldest_execution_start,
+                       in_use=_in_use_text(new_floor, oldest_version_in_use,
+                                           version_in_use_by))
         if waits:
             break
         new_floor += 1
@@ -102,10 +118,10 @@ def decryption_floor(*, version_created: Mapping[int, datetime], latest_version:
 
 def _waits(version: int, successor_created: datetime, *, now: datetime, needed: timedelta,
            needed_text: str, encryption_grace: timedelta,
-           oldest_execution_start: datetime | None) -> list[str]:
+           oldest_execution_start: datetime | None, in_use: str | None) -> list[str]:
     """What ``version`` still waits for; empty when it may be retired."""
     successor = version + 1
-    waits: list[str] = []
+    waits: list[str] = [in_use] if in_use is not None else []
     # Differences of datetimes, not sums with durations: a sum could overflow datetime.
     active = now - successor_created
     if active < timedelta(0):
@@ -125,10 +141,30 @@ def _waits(version: int, successor_created: datetime, *, now: datetime, needed: 
     return waits
 
 
+def _in_use_text(version: int, oldest_version_in_use: int | None,
+                 version_in_use_by: str | None) -> str | None:
+    """Why ``version`` must stay because a payload still carries it (None: none does)."""
+    if oldest_version_in_use is None or version < oldest_version_in_use:
+        return None
+    holder = f" ({version_in_use_by})" if version_in_use_by else ""
+    if oldest_version_in_use == version:
+        return f"a payload still present is encrypted under v{version}{holder}"
+    # Below the floor already: that payload is unreadable, but the caller asked to keep
+    # it, and keeping is the safe side.
+    return (f"a payload still present is encrypted under v{oldest_version_in_use}, "
+            f"below the floor{holder}")
+
+
 def _validate(*, version_created: Mapping[int, datetime], latest_version: int,
               current_floor: int, now: datetime, retention: timedelta, buffer: timedelta,
-              encryption_grace: timedelta, oldest_execution_start: datetime | None) -> timedelta:
+              encryption_grace: timedelta, oldest_execution_start: datetime | None,
+              oldest_version_in_use: int | None) -> timedelta:
     """Reject inputs that cannot describe a real key; returns ``retention + buffer``."""
+    if oldest_version_in_use is not None and (
+            isinstance(oldest_version_in_use, bool) or not isinstance(oldest_version_in_use, int)
+            or oldest_version_in_use < 1):
+        raise RetentionError(f"oldest_version_in_use must be a version (at least 1) or None, "
+                             f"got {oldest_version_in_use!r}")
     if current_floor < 1:
         raise RetentionError(f"current_floor must be at least 1, got {current_floor}")
     if current_floor > latest_version:

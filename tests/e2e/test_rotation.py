@@ -58,15 +58,18 @@ def settings_for(vault: VaultEndpoint | tuple[str, Secret], task_queue: str, key
 
 @asynccontextmanager
 async def running_worker(client: Client, settings: Settings,
-                         replace: Sequence[Callable[..., Any]] = ()) -> AsyncIterator[Client]:
-    """The worker's workflows and activities; ``replace`` swaps activities by name."""
+                         replace: Sequence[Callable[..., Any]] = (),
+                         workflows: Sequence[type] = ()) -> AsyncIterator[Client]:
+    """The worker's workflows and activities; ``replace`` swaps activities by name,
+    ``workflows`` adds test workflows."""
     with connect_vault(settings.vault) as session, \
             concurrent.futures.ThreadPoolExecutor(ACTIVITY_THREADS) as pool:
         replaced = {activity._Definition.must_from_callable(fn).name for fn in replace}
         activities = [fn for fn in build_activities(vault=session.client, settings=settings)
                       if activity._Definition.must_from_callable(fn).name not in replaced]
         async with Worker(client, task_queue=settings.temporal.task_queue,
-                          workflows=list(ALL_WORKFLOWS), activities=[*activities, *replace],
+                          workflows=[*ALL_WORKFLOWS, *workflows],
+                          activities=[*activities, *replace],
                           activity_executor=pool, max_concurrent_activities=ACTIVITY_THREADS):
             yield client
 

@@ -27,6 +27,8 @@ class Case:
     buffer: timedelta
     encryption_grace: timedelta
     oldest_execution_start: datetime | None
+    #: None in generated cases; the properties about it set it explicitly.
+    oldest_version_in_use: int | None = None
 
     def decide(self, **changes: object) -> FloorDecision:
         arguments: dict[str, object] = {**self.__dict__, **changes}
@@ -136,7 +138,8 @@ def decide(created: dict[int, datetime], *, floor: int = 1, now: datetime,
            oldest: datetime | None = None, grace: timedelta = timedelta(0)) -> FloorDecision:
     return decryption_floor(version_created=created, latest_version=max(created),
                             current_floor=floor, now=now, retention=30 * DAY, buffer=DAY,
-                            encryption_grace=grace, oldest_execution_start=oldest)
+                            encryption_grace=grace, oldest_execution_start=oldest,
+                            oldest_version_in_use=None)
 
 
 def test_version_waits_for_retention_plus_buffer_after_its_successor() -> None:
@@ -250,7 +253,7 @@ def test_a_zero_buffer_is_left_out_of_the_reason() -> None:
     decision = decryption_floor(version_created=versions(0, 10), latest_version=2,
                                 current_floor=1, now=T0 + 12 * DAY, retention=7 * DAY,
                                 buffer=timedelta(0), encryption_grace=timedelta(0),
-                                oldest_execution_start=None)
+                                oldest_execution_start=None, oldest_version_in_use=None)
     assert decision.reason == "v1 kept: v2 active for 2 days, needs 7 days (7 days retention)"
 
 
@@ -258,7 +261,8 @@ def valid(**changes: object) -> dict[str, object]:
     arguments: dict[str, object] = {
         "version_created": versions(0, 10, 20), "latest_version": 3, "current_floor": 1,
         "now": T0 + 100 * DAY, "retention": 30 * DAY, "buffer": DAY,
-        "encryption_grace": timedelta(0), "oldest_execution_start": None}
+        "encryption_grace": timedelta(0), "oldest_execution_start": None,
+        "oldest_version_in_use": None}
     arguments.update(changes)
     return arguments
 
@@ -276,6 +280,9 @@ def valid(**changes: object) -> dict[str, object]:
     ({"version_created": {1: T0, 3: T0}}, "version_created lacks v2"),
     ({"version_created": {1: T0, 2: T0}}, "version_created lacks v3"),
     ({"retention": timedelta.max, "buffer": timedelta.max}, "retention"),
+    ({"oldest_version_in_use": 0}, "oldest_version_in_use"),
+    ({"oldest_version_in_use": True}, "oldest_version_in_use"),
+    ({"oldest_version_in_use": "1"}, "oldest_version_in_use"),
 ])
 def test_malformed_inputs_are_rejected_by_name(changes: dict[str, object], named: str) -> None:
     """Each malformed input raises a ValueError whose message names it."""
@@ -288,3 +295,60 @@ def test_versions_below_the_floor_need_not_be_listed() -> None:
     arguments = valid(version_created={3: T0, 4: T0 + DAY}, latest_version=4, current_floor=3)
     decision = decryption_floor(**arguments)  # type: ignore[arg-type]
     assert decision.new_floor == 4
+
+
+# ---- what payloads still carry (issue 12, attack 3) --------------------------------------
+
+in_use_versions = st.integers(min_value=1, max_value=10)
+
+
+@given(case=cases(), in_use=in_use_versions)
+def test_the_floor_never_passes_a_version_still_carried(case: Case, in_use: int) -> None:
+    """Whatever the times say, no version a payload still present carries is retired."""
+    decision = case.decide(oldest_version_in_use=in_use, version_in_use_by="wf")
+    assert decision.new_floor <= max(case.current_floor, in_use)
+    assert in_use not in decision.retired
+
+
+@given(case=cases(), in_use=in_use_versions)
+def test_a_version_in_use_only_caps_the_time_based_floor(case: Case, in_use: int) -> None:
+    """The carried version is a cap on the time-based decision, nothing else: the floor is
+    the lower of the two (never below the current floor)."""
+    by_time = case.decide().new_floor
+    capped = case.decide(oldest_version_in_use=in_use).new_floor
+    assert capped == min(by_time, max(case.current_floor, in_use))
+
+
+@given(case=cases(), in_use=in_use_versions)
+def test_the_reason_names_what_carries_the_kept_version(case: Case, in_use: int) -> None:
+    """When the carried version is what stops the climb, the reason names its holder."""
+    decision = case.decide(oldest_version_in_use=in_use,
+                           version_in_use_by="default/cron-run (run r2)")
+    if case.decide().new_floor > decision.new_floor:
+        assert "default/cron-run (run r2)" in decision.reason
+        assert f"encrypted under v{in_use}" in decision.reason
+        assert f"v{decision.new_floor} kept: " in decision.reason
+
+
+def test_a_cron_chain_started_after_the_rotation_still_keeps_its_first_input() -> None:
+    """Every run started well after v2 took over and retention has long passed, but the
+    runs carry their first input under v1: v1 stays."""
+    decision = decryption_floor(
+        version_created=versions(0, 10), latest_version=2, current_floor=1,
+        now=T0 + 400 * DAY, retention=30 * DAY, buffer=DAY, encryption_grace=timedelta(0),
+        oldest_execution_start=T0 + 300 * DAY, oldest_version_in_use=1,
+        version_in_use_by="default/report-cron run 7f3a")
+    assert decision.new_floor == 1
+    assert decision.reason == ("v1 kept: a payload still present is encrypted under v1 "
+                               "(default/report-cron run 7f3a)")
+
+
+def test_a_version_carried_above_the_floor_stops_the_climb_there() -> None:
+    """v1 and v2 are carried by nothing, v3 is: the floor rises to 3 and no further."""
+    decision = decryption_floor(
+        version_created=versions(0, 10, 20, 30), latest_version=4, current_floor=1,
+        now=T0 + 400 * DAY, retention=30 * DAY, buffer=DAY, encryption_grace=timedelta(0),
+        oldest_execution_start=None, oldest_version_in_use=3, version_in_use_by="schedule s")
+    assert (decision.new_floor, decision.retired) == (3, (1, 2))
+    assert "v3 kept: a payload still present is encrypted under v3 (schedule s)" in \
+        decision.reason
