@@ -25,8 +25,11 @@ from datetime import datetime, timedelta
 from temporalio import activity
 from temporalio.api.common.v1 import WorkflowExecution
 from temporalio.api.workflowservice.v1 import (
+    CreateScheduleRequest,
+    DeleteScheduleRequest,
     DescribeNamespaceRequest,
     DescribeScheduleRequest,
+    DescribeScheduleResponse,
     GetWorkflowExecutionHistoryRequest,
     UpdateScheduleRequest,
 )
@@ -39,6 +42,7 @@ from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.config import RotationSettings
 from keyward.errors import KeywardError
 from keyward.temporal.payload_versions import key_versions, stale_payloads
+from workflows.ids import is_keyward_schedule
 
 #: Start events fetched at once; bounded so a large namespace does not flood the frontend.
 SCAN_CONCURRENCY = 16
@@ -220,10 +224,10 @@ async def _rewrap_schedule(client: Client, codec: VaultTransitCodec, schedule_id
             raise
         in_schedule = stale_payloads(described.schedule, request.key, request.latest_version)
         in_memo = stale_payloads(described.memo, request.key, request.latest_version)
-        stale = in_schedule + in_memo
-        if not stale:
+        if not in_schedule and not in_memo:
             return False
         try:
+            stale = in_schedule + in_memo
             fresh = await codec.encode(await codec.decode(stale))
         except KeywardError as exc:
             # Left as it is, it keeps blocking the floor, which is the safe outcome.
@@ -232,14 +236,8 @@ async def _rewrap_schedule(client: Client, codec: VaultTransitCodec, schedule_id
             return False
         for old, new in zip(stale, fresh, strict=True):
             old.CopyFrom(new)
-        update = UpdateScheduleRequest(
-            namespace=client.namespace, schedule_id=schedule_id, schedule=described.schedule,
-            conflict_token=described.conflict_token, identity=client.identity,
-            request_id=str(uuid.uuid4()))
-        if in_memo:
-            update.memo.CopyFrom(described.memo)
         try:
-            await client.workflow_service.update_schedule(update)
+            await _update_schedule(client, schedule_id, described, memo=bool(in_memo))
         except RPCError as exc:
             if exc.status in (RPCStatusCode.NOT_FOUND, RPCStatusCode.PERMISSION_DENIED,
                               RPCStatusCode.UNAUTHENTICATED) \
@@ -251,6 +249,66 @@ async def _rewrap_schedule(client: Client, codec: VaultTransitCodec, schedule_id
             continue
         return True
     return False
+
+
+async def _update_schedule(client: Client, schedule_id: str,
+                           described: DescribeScheduleResponse, *, memo: bool) -> None:
+    """Write ``described`` (re-encrypted in place) back, memo included when ``memo``.
+
+    Temporal's workflow-backed schedules refuse memo updates (FAILED_PRECONDITION). A
+    schedule keyward owns (``keyward/rotate/…``, ``keyward/renew/…``) is then recreated
+    with the same spec, policies and state — what ``schedules apply`` does when a
+    cadence changes, and what it can redo from the settings. Anyone else's schedule is
+    not deleted: its other fields are updated, and its memo keeps the old version (and
+    the floor, which names it) until its owner recreates it.
+    """
+    update = UpdateScheduleRequest(
+        namespace=client.namespace, schedule_id=schedule_id, schedule=described.schedule,
+        conflict_token=described.conflict_token, identity=client.identity,
+        request_id=str(uuid.uuid4()))
+    if not memo:
+        await client.workflow_service.update_schedule(update)
+        return
+    update.memo.CopyFrom(described.memo)
+    try:
+        await client.workflow_service.update_schedule(update)
+        return
+    except RPCError as exc:
+        if exc.status != RPCStatusCode.FAILED_PRECONDITION:
+            raise
+    if not is_keyward_schedule(schedule_id):
+        activity.logger.warning(
+            "the memo of schedule %s/%s stays under an old key version: Temporal cannot "
+            "update it and keyward does not recreate schedules it does not own; it keeps "
+            "the decryption floor until the schedule is recreated",
+            client.namespace, schedule_id)
+        update.ClearField("memo")
+        await client.workflow_service.update_schedule(update)
+        return
+    await _recreate_schedule(client, schedule_id, described)
+
+
+async def _recreate_schedule(client: Client, schedule_id: str,
+                             described: DescribeScheduleResponse) -> None:
+    create = CreateScheduleRequest(
+        namespace=client.namespace, schedule_id=schedule_id, schedule=described.schedule,
+        memo=described.memo, search_attributes=described.search_attributes,
+        identity=client.identity, request_id=str(uuid.uuid4()))
+    await client.workflow_service.delete_schedule(DeleteScheduleRequest(
+        namespace=client.namespace, schedule_id=schedule_id, identity=client.identity))
+    for attempt in range(1, SCHEDULE_UPDATE_ATTEMPTS + 1):
+        try:
+            await client.workflow_service.create_schedule(create)
+            return
+        except RPCError as exc:
+            if exc.status != RPCStatusCode.ALREADY_EXISTS or attempt == SCHEDULE_UPDATE_ATTEMPTS:
+                activity.logger.error(
+                    "schedule %s/%s was deleted to re-encrypt its memo and could not be "
+                    "created again (%s); `starter.py schedules apply` recreates it from the "
+                    "settings", client.namespace, schedule_id, exc)
+                raise
+            # The deleted schedule's own workflow is still closing.
+            await asyncio.sleep(0.2 * attempt)
 
 
 async def _schedule_versions(client: Client, key: str) -> list[tuple[int, str]]:

@@ -203,7 +203,10 @@ async def _apply_one(client: Client, schedule_id: str, key: str, cadence: Cadenc
         await client.create_schedule(schedule_id, schedule, memo=memo)
         return ScheduleChange(schedule_id, key, "created", explanation)
 
-    current_memo = await described.memo()
+    try:
+        current_memo = await described.memo()
+    except Exception:  # noqa: BLE001 - unreadable (e.g. a retired key version): rewrite it
+        current_memo = {}
     if current_memo.get("cadence") != explanation:
         await handle.delete()
         await client.create_schedule(schedule_id, schedule, memo=memo)

@@ -67,8 +67,7 @@ class EchoCron:
         return text
 
 
-@pytest.fixture
-async def namespace(temporal_client: Client) -> str:
+async def register_namespace(temporal_client: Client) -> str:
     """A fresh namespace, so no other test's executions take part in the floor decision."""
     name = f"trust-boundary-{uuid.uuid4().hex[:8]}"
     await temporal_client.workflow_service.register_namespace(RegisterNamespaceRequest(
@@ -82,7 +81,12 @@ async def namespace(temporal_client: Client) -> str:
     return name
 
 
-def _in(client: Client, namespace: str) -> Client:
+@pytest.fixture
+async def namespace(temporal_client: Client) -> str:
+    return await register_namespace(temporal_client)
+
+
+def in_namespace(client: Client, namespace: str) -> Client:
     config = client.config()
     config["namespace"] = namespace
     return Client(**config)
@@ -118,7 +122,7 @@ async def test_retry_and_cron_chains_keep_the_version_of_their_first_input(
     base = settings_for(vault, task_queue, transit_key)
     settings = dataclasses.replace(
         base, codec=CodecSettings(mode="direct", keys={namespace: transit_key}))
-    client, bundle = encrypting(_in(temporal_client, namespace), settings, vault.token)
+    client, bundle = encrypting(in_namespace(temporal_client, namespace), settings, vault.token)
     retry_id, cron_id = f"retrying-{uuid.uuid4()}", f"cron-{uuid.uuid4()}"
 
     @activity.defn(name="DescribeHistoryWindow")
@@ -183,7 +187,7 @@ async def test_past_the_scan_limit_the_floor_stays(
         temporal_client: Client, transit_key: str, namespace: str) -> None:
     """More executions than rotation.history_scan_limit: the scan stops and says so,
     rather than deciding on part of the namespace."""
-    scoped = _in(temporal_client, namespace)
+    scoped = in_namespace(temporal_client, namespace)
     for _ in range(2):  # no worker polls this queue: they stay present, which is all we need
         await scoped.start_workflow("Nothing", id=f"present-{uuid.uuid4()}",
                                     task_queue=f"nobody-{uuid.uuid4()}")
