@@ -10,13 +10,15 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from pathlib import Path
 from typing import Any
 
 import hvac
 import pytest
 from temporalio import activity
-from temporalio.client import Client, WorkflowFailureError
+from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError
+from temporalio.worker import Replayer
 
 from activities.temporal_history import HistoryWindow, HistoryWindowRequest
 from activities.transit_keys import ReadKeyInput, TransitKeyInfo
@@ -30,6 +32,7 @@ from tests.e2e.test_rotation import (
     settings_for,
 )
 from tests.support import assert_eventually
+from workflows import ALL_WORKFLOWS
 from workflows.ids import ledger_workflow_id
 from workflows.key_ledger import TransitKeyLedger, UsageReport, VersionCount
 from workflows.rotate_key import RotateKeyInput, RotateKeyResult, RotateTransitKey
@@ -200,3 +203,15 @@ async def test_plain_json_ledger_input_never_rotates(
     assert error.type == "UnauthenticatedInput"
     assert error.non_retryable
     assert latest(vault_client, transit_key) == 1
+
+
+HISTORIES = Path(__file__).parent / "histories"
+
+
+@pytest.mark.parametrize("name", sorted(p.name for p in HISTORIES.glob("before_issue_12_*.json")))
+async def test_histories_recorded_before_the_trust_checks_still_replay(name: str) -> None:
+    """Runs started by the code before these checks (a bare input filled in from the
+    worker, a complete settings_from="input" input, a ledger that started a rotation)
+    replay unchanged: the new behaviour sits behind workflow.patched."""
+    history = WorkflowHistory.from_json(name, (HISTORIES / name).read_text())
+    await Replayer(workflows=list(ALL_WORKFLOWS)).replay_workflow(history)
