@@ -110,9 +110,9 @@ class TransitKeyLedger:
         self._input = request
         if workflow.patched(TRUSTED_LEDGER_INPUT) and not request.authenticated:
             raise ApplicationError(
-                f"refusing to keep the ledger of {request.key!r}: its input arrived "
-                "unencrypted, and anyone who can start a workflow can send plain JSON; the "
-                "worker's usage reports start the ledger themselves",
+                f"refusing to keep the ledger of {str(request.key)[:64]!a}: its input "
+                "arrived unencrypted, and anyone who can start a workflow can send plain "
+                "JSON; the worker's usage reports start the ledger themselves",
                 type="UnauthenticatedInput", non_retryable=True)
         self._counts = {int(v): n for v, n in request.counts.items()}
         self._started = list(request.rotations_started)

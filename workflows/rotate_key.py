@@ -242,8 +242,9 @@ def _check_trusted(request: RotateKeyInput) -> None:
     """
     if not request.authenticated:
         raise ApplicationError(
-            f"refusing to rotate {request.key!r}: the input arrived unencrypted, and anyone "
-            f"who can start a workflow can send plain JSON; {HOW_TO_START}",
+            f"refusing to rotate {str(request.key)[:64]!a}: the input arrived "
+            f"unencrypted, and anyone who can start a workflow can send plain JSON; "
+            f"{HOW_TO_START}",
             type="UnauthenticatedInput", non_retryable=True)
     try:
         check_key_name(request.key)

@@ -31,6 +31,12 @@ def cadence_for(settings: Settings, key: str, rate_per_day: float) -> Cadence:
 
 def rotate_input(settings: Settings, key: str, *, reason: str,
                  min_version_age: timedelta = timedelta(0)) -> RotateKeyInput:
+    """The complete input schedules, the ledger and ``starter.py`` send.
+
+    The worker takes the protective fields (mount, namespaces, floor, buffers, grace,
+    trimming) from its own settings again, through this same function
+    (``ResolveRotationInput``): what arrives in an input is never trusted for them.
+    """
     rotation = settings.rotation
     grace = int(settings.codec.datakey_max_age_seconds) + GRACE_MARGIN_SECONDS
     return RotateKeyInput(
