@@ -18,6 +18,7 @@ import pytest
 from google.protobuf.duration_pb2 import Duration
 from temporalio import activity, workflow
 from temporalio.api.common.v1 import WorkflowExecution
+from temporalio.api.history.v1 import HistoryEvent
 from temporalio.api.workflowservice.v1 import (
     DeleteWorkflowExecutionRequest,
     DescribeNamespaceRequest,
@@ -36,6 +37,7 @@ from activities.temporal_history import (
 )
 from keyward.config import CodecSettings
 from keyward.rotation.inputs import rotate_input
+from keyward.temporal.payload_versions import iter_payloads, key_versions
 from tests.conftest import VaultEndpoint
 from tests.e2e.test_rotation import (
     TemporalHistoryStandIn,
@@ -204,3 +206,28 @@ async def test_past_the_scan_limit_the_floor_stays(
     full = await env.run(TemporalHistoryActivities(scan_limit=2).describe_history_window,
                          HistoryWindowRequest(namespaces=[namespace], key=transit_key))
     assert full.incomplete is None
+
+
+def _encrypted(key: str, version: str) -> dict[str, bytes]:
+    return {"encoding": b"binary/encrypted", "keyward-format": b"1",
+            "keyward-key": key.encode(), "keyward-key-version": version.encode(),
+            "keyward-scheme": b"direct", "keyward-compression": b"none"}
+
+
+def test_versions_are_found_in_every_field_of_a_start_event() -> None:
+    """Input, memo, header, last completion result and continued failure are all walked
+    (messages, repeated fields and maps); other keys, plain payloads and malformed
+    metadata name no version of the key."""
+    event = HistoryEvent()
+    started = event.workflow_execution_started_event_attributes
+    started.input.payloads.add().metadata.update(_encrypted("k", "3"))
+    started.input.payloads.add().metadata.update({"encoding": b"json/plain"})
+    started.memo.fields["m"].metadata.update(_encrypted("k", "2"))
+    started.header.fields["h"].metadata.update(_encrypted("other", "1"))
+    started.last_completion_result.payloads.add().metadata.update(_encrypted("k", "5"))
+    started.continued_failure.encoded_attributes.metadata.update(_encrypted("k", "4"))
+    started.continued_failure.cause.encoded_attributes.metadata.update(_encrypted("k", "7"))
+    started.search_attributes.indexed_fields["s"].metadata.update(_encrypted("k", "01"))
+    assert len(list(iter_payloads(event))) == 8
+    assert key_versions(event, "k") == {2, 3, 4, 5, 7}
+    assert key_versions(event, "other") == {1}
