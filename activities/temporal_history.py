@@ -123,7 +123,8 @@ class TemporalHistoryActivities:
             except RPCError as exc:
                 # Not skipped: a namespace keyward cannot see may hold anything.
                 incomplete.append(f"namespace {namespace!r} cannot be described "
-                                  f"({exc.status.name}: {exc.message})")
+                                  f"({exc.status.name}: {exc.message}); if no such namespace "
+                                  "uses the key, say which do in rotation.namespaces")
                 continue
             retention = max(retention, described.config.workflow_execution_retention_ttl
                             .ToTimedelta())

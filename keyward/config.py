@@ -349,9 +349,14 @@ class RotationSettings:
     #: present (retries and cron runs carry their first input). Past this many executions
     #: in one namespace it stops reading and keeps the floor where it is.
     history_scan_limit: int = field(default=100_000, metadata=_check(_positive))
+    #: Transit key → namespaces that use it besides those ``codec.keys`` and
+    #: ``codec.previous_keys`` name. Replaces the implicit "a namespace named like the
+    #: key" (which blocks the floor for good when no such namespace exists): ``[]`` says
+    #: there is none.
+    namespaces: dict[str, tuple[str, ...]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        for key in self.keys:
+        for key in (*self.keys, *self.namespaces):
             _key_name(f"rotation.keys.{key}", key)
         for key, rate in self.keys.items():
             if not rate > 0:

@@ -15,11 +15,21 @@ GRACE_MARGIN_SECONDS = 300
 
 
 def namespaces_using(settings: Settings, key: str) -> list[str]:
-    """Namespaces whose payloads a Transit key encrypts (codec.keys, else same name)."""
-    mapped = sorted(ns for ns, k in settings.codec.keys.items() if k == key)
-    if key not in settings.codec.keys:
-        mapped.append(key)  # a namespace named like the key uses it unless remapped
-    return sorted(set(mapped))
+    """Namespaces whose payloads a Transit key encrypts, or encrypted before a remapping.
+
+    Those ``codec.keys`` maps to it, those listing it in ``codec.previous_keys`` (their old
+    histories still hold it), and either ``rotation.namespaces[key]`` or, when that is not
+    set, the namespace named like the key (an unmapped namespace uses its own name).
+    """
+    codec = settings.codec
+    mapped = {ns for ns, k in codec.keys.items() if k == key}
+    mapped |= {ns for ns, keys in codec.previous_keys.items() if key in keys}
+    explicit = settings.rotation.namespaces.get(key)
+    if explicit is not None:
+        mapped |= set(explicit)
+    elif key not in codec.keys:
+        mapped.add(key)  # a namespace named like the key uses it unless remapped
+    return sorted(mapped)
 
 
 def cadence_for(settings: Settings, key: str, rate_per_day: float) -> Cadence:
