@@ -52,6 +52,14 @@ def _has_flag(value: Any) -> bool:
             and any(f.name == AUTHENTICATED_FIELD for f in dataclasses.fields(value)))
 
 
+def unstamped(value: Any) -> Any:
+    """``value`` with its ``authenticated`` flag cleared: for comparing what a decoder read
+    (flag set from the stamp) with what an encoder is about to write (flag never sent)."""
+    if _has_flag(value):
+        return dataclasses.replace(value, **{AUTHENTICATED_FIELD: False})
+    return value
+
+
 class TrustStampingPayloadConverter(DefaultPayloadConverter):
     """The default converter, plus: dataclasses with an ``authenticated`` field get it set
     from the codec's stamp, whatever the serialised value claimed."""

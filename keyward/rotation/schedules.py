@@ -34,6 +34,7 @@ from temporalio.client import (
 )
 from temporalio.service import RPCError, RPCStatusCode
 
+from keyward.codec.trust import unstamped
 from keyward.config import CertificateSettings, Settings
 from keyward.policy.cadence import Cadence, format_interval
 from keyward.policy.renewal import check_interval
@@ -236,7 +237,8 @@ async def _same_args(client: Client, current: ScheduleActionStartWorkflow,
                                                      [type(arg) for arg in wanted_args])
     except Exception:  # noqa: BLE001 - unreadable (older key version, older shape): replace it
         return False
-    return list(decoded) == wanted_args
+    # The decoder sets `authenticated` from the codec's stamp; it is not part of the input.
+    return [unstamped(arg) for arg in decoded] == [unstamped(arg) for arg in wanted_args]
 
 
 async def list_rotation_schedules(client: Client) -> list[RotationScheduleInfo]:
