@@ -149,7 +149,9 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
 
     def _plaintexts(self, payloads: Sequence[Payload]) -> list[tuple[bytes, Compression]]:
         enabled = self._state.settings.compression
-        return [compress(without_stamp(p).SerializeToString(), enabled) for p in payloads]
+        # No stamp stripping here: whatever an inner payload carries, decoding overwrites
+        # (stamps what it decrypted, or the codec server's copies pass it on unread).
+        return [compress(p.SerializeToString(), enabled) for p in payloads]
 
     async def _encode_direct(self, key: str, payloads: Sequence[Payload]) -> list[Payload]:
         prepared = self._plaintexts(payloads)
@@ -200,8 +202,9 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
         envelope: list[tuple[int, EncryptedHeader]] = []
         for index, payload in enumerate(payloads):
             if not is_encrypted(payload):
-                # Passed through, but never with a stamp someone wrote in to look decrypted.
-                results[index] = without_stamp(payload)
+                # Passed through, but never with a stamp someone wrote in to look decrypted
+                # (only a stamping codec's output reaches a payload converter that reads it).
+                results[index] = without_stamp(payload) if self._stamp else payload
                 continue
             try:
                 header = parse_header(payload)
@@ -287,7 +290,7 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
         except (PayloadFormatError, ValueError) as exc:
             raise PayloadDecryptionError(f"payload {index} under {header.describe()}: "
                                          f"decrypted content is not a payload ({exc})") from None
-        return stamp(payload) if self._stamp else without_stamp(payload)
+        return stamp(payload) if self._stamp else payload
 
     def _decrypt_error(self, key: str, versions: list[int],
                        exc: VaultError) -> PayloadDecryptionError:
