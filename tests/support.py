@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import logging
 import os
 import signal
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
+
+import structlog
+
+from keyward.config import LoggingSettings
+from keyward.log import configure_logging
 
 T = TypeVar("T")
 
@@ -57,3 +65,17 @@ def kill_processes_mentioning(marker: str) -> list[int]:
             except ProcessLookupError:
                 pass
     return killed
+
+
+@contextmanager
+def json_logs() -> Iterator[io.StringIO]:
+    """keyward's production logging (JSON lines) written to a string, then reset."""
+    stream = io.StringIO()
+    level = logging.getLogger().level
+    configure_logging(LoggingSettings(format="json"), stream=stream)
+    try:
+        yield stream
+    finally:
+        structlog.reset_defaults()
+        logging.getLogger().handlers.clear()
+        logging.getLogger().setLevel(level)

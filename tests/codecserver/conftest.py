@@ -13,7 +13,6 @@ import hashlib
 import hmac
 import io
 import json
-import logging
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -22,7 +21,6 @@ from typing import Any
 
 import jwt
 import pytest
-import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from cryptography.hazmat.primitives import serialization
@@ -34,10 +32,10 @@ from keyward.codec.converter import build_codec
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.app import build_app
 from keyward.codecserver.jwt_auth import JwtVerifier
-from keyward.config import CodecServerSettings, CodecSettings, LoggingSettings, Settings
+from keyward.config import CodecServerSettings, CodecSettings, Settings
 from keyward.devstack.processes import free_port
-from keyward.log import configure_logging
 from tests.conftest import VaultEndpoint
+from tests.support import json_logs
 
 ISSUER = "https://issuer.keyward.test"
 AUDIENCE = "keyward-codec"
@@ -243,10 +241,5 @@ async def jwks_server(signing_key: SigningKey) -> AsyncIterator[JwksServer]:
 @pytest.fixture
 def captured_logs() -> Iterator[io.StringIO]:
     """keyward's production logging (JSON lines), written to a string for inspection."""
-    stream = io.StringIO()
-    level = logging.getLogger().level
-    configure_logging(LoggingSettings(format="json"), stream=stream)
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-    logging.getLogger().setLevel(level)
+    with json_logs() as stream:
+        yield stream

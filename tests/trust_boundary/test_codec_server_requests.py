@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
 import pytest
-import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from temporalio.api.common.v1 import Payload
@@ -23,8 +21,7 @@ from temporalio.api.common.v1 import Payload
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.app import build_app
 from keyward.codecserver.jwt_auth import JwtVerifier
-from keyward.config import CodecServerSettings, LoggingSettings
-from keyward.log import configure_logging
+from keyward.config import CodecServerSettings
 from tests.codecserver.conftest import (
     AUDIENCE,
     ISSUER,
@@ -34,6 +31,7 @@ from tests.codecserver.conftest import (
     payloads_document,
     plain_payload,
 )
+from tests.support import json_logs
 
 Client = TestClient[web.Request, web.Application]
 BODY = payloads_document([plain_payload("hello")])
@@ -88,13 +86,8 @@ def no_auth(**overrides: Any) -> CodecServerSettings:
 @pytest.fixture
 def audit() -> Iterator[io.StringIO]:
     """keyward's production logging (JSON lines), captured."""
-    stream = io.StringIO()
-    level = logging.getLogger().level
-    configure_logging(LoggingSettings(format="json"), stream=stream)
-    yield stream
-    structlog.reset_defaults()
-    logging.getLogger().handlers.clear()
-    logging.getLogger().setLevel(level)
+    with json_logs() as stream:
+        yield stream
 
 
 def audit_lines(stream: io.StringIO) -> list[dict[str, Any]]:
