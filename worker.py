@@ -34,8 +34,9 @@ from keyward.devstack.stack import LocalStack, start_local_stack
 from keyward.log import bind_context, configure_logging, get_logger
 from keyward.metrics import MetricsServer
 from keyward.rotation.reporter import UsageReporter
+from keyward.temporal.activity_callers import KeywardCallersOnly
 from keyward.vault.client import VaultSession, connect_vault
-from workflows import ALL_WORKFLOWS
+from workflows import ALL_WORKFLOWS, WORKFLOW_TYPES
 
 ACTIVITY_THREADS = 16
 
@@ -50,6 +51,8 @@ def build_worker(client: Client, settings: Settings, vault: VaultSession,
         activities=build_activities(vault=vault.client, settings=settings),
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
+        # Activities only as steps of these workflows: not standalone, not for others.
+        interceptors=[KeywardCallersOnly(WORKFLOW_TYPES)],
     )
 
 

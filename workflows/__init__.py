@@ -10,6 +10,9 @@ from workflows.rotate_key import RotateTransitKey
 #: Every workflow the keyward worker hosts. Add new ones here and nowhere else.
 ALL_WORKFLOWS: tuple[type, ...] = (InspectTransitKey, RotateTransitKey, TransitKeyLedger,
                                    RenewCertificate)
+#: Their Temporal type names: the only callers keyward's activities serve.
+WORKFLOW_TYPES: tuple[str, ...] = ("InspectTransitKey", "RotateTransitKey", "TransitKeyLedger",
+                                   "RenewCertificate")
 
-__all__ = ["ALL_WORKFLOWS", "InspectTransitKey", "RenewCertificate", "RotateTransitKey",
-           "TransitKeyLedger"]
+__all__ = ["ALL_WORKFLOWS", "WORKFLOW_TYPES", "InspectTransitKey", "RenewCertificate",
+           "RotateTransitKey", "TransitKeyLedger"]
