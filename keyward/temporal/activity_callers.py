@@ -11,9 +11,9 @@ every activity whose caller is not one of the workflow types the worker itself h
 with a non-retryable ``ForeignCaller`` error, before the activity body runs.
 
 What it cannot tell: a workflow of another worker that registered a keyward workflow type
-name. Running such a worker needs the ``worker`` role on the namespace, which can poll
-keyward's own task queue too, so that caller is inside the trust boundary anyway
-(docs/trust-boundary.md).
+name. Running such a worker means polling the namespace's task queues, which keyward's
+own task queue is one of, so keyward's namespace must not give that right to anyone but
+keyward's worker and its operators (docs/trust-boundary.md, "What is still trusted").
 """
 
 from __future__ import annotations
