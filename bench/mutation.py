@@ -42,16 +42,21 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "keyward/codec/format.py": ("tests/unit/test_codec_format.py",),
     "keyward/codecserver/permissions.py": ("tests/codecserver/test_permissions.py",),
-    "keyward/codecserver/jwt_auth.py": ("tests/codecserver/test_jwt.py",),
-    "keyward/pki/validate.py": ("tests/pki/test_validate.py",),
+    "keyward/codecserver/jwt_auth.py": ("tests/codecserver/test_jwt.py",
+                                        "tests/codecserver/test_jwt_rules.py",
+                                        "tests/codecserver/test_jwks_redirect.py"),
+    "keyward/pki/validate.py": ("tests/pki/test_validate.py",
+                                "tests/trust_boundary/test_trust_anchor.py"),
     "keyward/policy/cadence.py": ("tests/unit/test_cadence_policy.py",),
     "keyward/policy/retention.py": ("tests/unit/test_retention_policy.py",),
     "keyward/policy/renewal.py": ("tests/unit/test_renewal_policy.py",),
-    "keyward/vault/names.py": ("tests/trust_boundary/test_payload_metadata.py",),
+    "keyward/vault/names.py": ("tests/unit/test_vault_names.py",
+                               "tests/trust_boundary/test_payload_metadata.py"),
     "keyward/codec/trust.py": ("tests/trust_boundary/test_trust_stamp.py",),
     "keyward/temporal/payload_versions.py": (
         "tests/trust_boundary/test_floor_follows_payload_versions.py"
-        "::test_versions_are_found_in_every_field_of_a_start_event",),
+        "::test_versions_are_found_in_every_field_of_a_start_event",
+        "tests/unit/test_payload_versions.py"),
     "keyward/pki/install.py": ("tests/pki/test_install.py",
                                "tests/trust_boundary/test_adopting_files.py"),
 }

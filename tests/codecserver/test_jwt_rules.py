@@ -3,6 +3,7 @@ which keys of a JWKS document, which algorithm, which key, and when the JWKS is 
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 from collections.abc import AsyncIterator
@@ -259,3 +260,24 @@ async def test_a_failed_fetch_keeps_the_keys_and_is_rate_limited(
     with pytest.raises(AuthError):
         await cache.key_for("k")
     assert cache.fetches == 1
+
+
+def test_auth_errors_are_401_with_their_reason() -> None:
+    """An AuthError is an HTTP 401 and carries the public reason it was raised with."""
+    error = AuthError("token expired")
+    assert (error.status, error.reason, str(error)) == (401, "token expired", "token expired")
+
+
+async def test_a_verified_identity_cannot_be_altered(jwks_server: JwksServer,
+                                                     signing_key: SigningKey) -> None:
+    """The identity a token proved, and the key that verified it, are frozen: nothing later
+    in the request can widen who the caller is."""
+    cache = JwksCache(jwks_server.url, min_refresh_seconds=30, max_age_seconds=600)
+    verifier = JwtVerifier(jwt_settings(jwks_server.url), jwks=cache)
+    assert verifier.jwks is cache
+    identity = await verifier.verify(f"Bearer {signing_key.token(READ)}")
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        identity.subject = "root"  # type: ignore[misc]
+    key = await cache.key_for(signing_key.kid)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        key.algorithm = None  # type: ignore[misc]
