@@ -46,6 +46,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
                                         "tests/codecserver/test_jwt_rules.py",
                                         "tests/codecserver/test_jwks_redirect.py"),
     "keyward/pki/validate.py": ("tests/pki/test_validate.py",
+                                "tests/pki/test_validate_rules.py",
                                 "tests/trust_boundary/test_trust_anchor.py"),
     "keyward/policy/cadence.py": ("tests/unit/test_cadence_policy.py",),
     "keyward/policy/retention.py": ("tests/unit/test_retention_policy.py",),
