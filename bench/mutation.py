@@ -48,7 +48,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "keyward/pki/validate.py": ("tests/pki/test_validate.py",
                                 "tests/pki/test_validate_rules.py",
                                 "tests/trust_boundary/test_trust_anchor.py"),
-    "keyward/policy/cadence.py": ("tests/unit/test_cadence_policy.py",),
+    "keyward/policy/cadence.py": ("tests/unit/test_cadence_policy.py",
+                                  "tests/unit/test_cadence_rules.py"),
     "keyward/policy/retention.py": ("tests/unit/test_retention_policy.py",),
     "keyward/policy/renewal.py": ("tests/unit/test_renewal_policy.py",),
     "keyward/vault/names.py": ("tests/unit/test_vault_names.py",
@@ -360,8 +361,9 @@ class Report:
 
 
 def mutate_module(path: str, *, sample: int | None, match: str | None, seed: int,
-                  timeout: float | None, workers: int) -> Report:
-    tests = MODULE_TESTS[path]
+                  timeout: float | None, workers: int,
+                  tests: Sequence[str] | None = None) -> Report:
+    tests = tuple(tests) if tests else MODULE_TESTS[path]
     filename = str(ROOT / path)
     tree = parse(ROOT / path)
     mutants = enumerate_mutants(tree)
@@ -427,11 +429,15 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="seconds per mutant (default: 3 x baseline + 10)")
     parser.add_argument("--seed", type=int, default=20)
     parser.add_argument("--list", action="store_true", help="list the mutants, run nothing")
+    parser.add_argument("--tests", nargs="+", metavar="TEST",
+                        help="run these test files instead of the mapped ones (one module)")
     args = parser.parse_args(argv)
     modules = args.modules or list(MODULE_TESTS)
     unknown = [m for m in modules if m not in MODULE_TESTS]
     if unknown:
         parser.error(f"no test files mapped for {', '.join(unknown)}")
+    if args.tests and len(modules) != 1:
+        parser.error("--tests needs exactly one module")
     os.chdir(ROOT)
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
@@ -443,7 +449,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     reports = []
     for path in modules:
         report = mutate_module(path, sample=args.quick, match=args.mutant, seed=args.seed,
-                               timeout=args.timeout, workers=args.workers)
+                               timeout=args.timeout, workers=args.workers, tests=args.tests)
         print_report(report)
         reports.append(report)
     print("RESULT " + " ".join(f"{r.module}={r.score:.1f}" for r in reports))
