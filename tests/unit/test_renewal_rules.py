@@ -109,9 +109,11 @@ def test_every_time_must_be_aware(field: str) -> None:
 
 
 def test_a_certificate_ending_before_it_starts_is_refused() -> None:
-    """A negative lifetime is refused like a zero one, and a negative renew_before too."""
+    """A negative or zero lifetime is refused as such, and a negative renew_before too."""
     with pytest.raises(RenewalPolicyError, match="before it starts"):
         renewal_decision(not_before=END, not_after=START, now=START)
+    with pytest.raises(RenewalPolicyError, match="before it starts"):
+        renewal_decision(not_before=START, not_after=START, now=START)
     with pytest.raises(RenewalPolicyError, match="renew_before must be positive"):
         renewal_decision(not_before=START, not_after=END, now=START,
                          renew_before=-timedelta(seconds=1))
@@ -122,6 +124,11 @@ def test_a_certificate_ending_before_it_starts_is_refused() -> None:
     (timedelta(hours=1), "1h 0m"), (timedelta(hours=3, minutes=7, seconds=9), "3h 7m"),
     (timedelta(minutes=1), "1m 0s"), (timedelta(minutes=4, seconds=2), "4m 2s"),
     (timedelta(seconds=59), "59s"),
+    (timedelta(days=2) - timedelta(seconds=1), "1d 23h"), (timedelta(days=1, hours=1), "1d 1h"),
+    (timedelta(days=1) - timedelta(seconds=1), "23h 59m"),
+    (timedelta(hours=2) - timedelta(seconds=1), "1h 59m"), (timedelta(hours=1, minutes=1), "1h 1m"),
+    (timedelta(hours=1) - timedelta(seconds=1), "59m 59s"),
+    (timedelta(minutes=2) - timedelta(seconds=1), "1m 59s"),
 ])
 def test_the_reason_shows_the_time_left_in_its_two_largest_units(left: timedelta,
                                                                  shown: str) -> None:
