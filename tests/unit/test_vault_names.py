@@ -50,11 +50,15 @@ def test_errors_name_what_was_checked_and_show_the_value_bounded() -> None:
         check_key_name("-" * 64)
     assert "'" + "-" * 64 + "'" in str(exact.value)
     assert "\\u2026" not in str(exact.value)
+    with pytest.raises(InvalidVaultName) as longer:
+        check_key_name("-" * 65)
+    assert "'" + "-" * 64 + "\\u2026'" in str(longer.value)
     with pytest.raises(InvalidVaultName, match="must be a string, got int"):
         check_key_name(5)
 
 
-@pytest.mark.parametrize("mount", ["transit", "team/transit", "a-b_c.d", "a/b/c"])
+@pytest.mark.parametrize("mount", ["transit", "team/transit", "a-b_c.d", "a/b/c",
+                                   "x" * MAX_NAME_LENGTH])
 def test_mount_paths_are_accepted(mount: str) -> None:
     """Mount paths are segments of letters, digits, ``_ - .`` joined by ``/``."""
     assert check_mount(mount) == mount
