@@ -62,7 +62,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
         "tests/trust_boundary/test_floor_follows_payload_versions.py"
         "::test_versions_are_found_in_every_field_of_a_start_event",
         "tests/unit/test_payload_versions.py"),
-    "keyward/pki/install.py": ("tests/pki/test_install.py",
+    "keyward/pki/install.py": ("tests/pki/test_install.py", "tests/pki/test_install_rules.py",
                                "tests/trust_boundary/test_adopting_files.py"),
 }
 
