@@ -35,6 +35,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import CodeType, ModuleType
+from typing import Final
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -111,6 +112,11 @@ _CMP_TEXT: dict[type[ast.cmpop], str] = {
     ast.Is: "is", ast.IsNot: "is not", ast.In: "in", ast.NotIn: "not in",
 }
 
+#: String normalisations whose call is dropped (``name.lower()`` → ``name``): a missing
+#: lower-casing or strip is a classic hole in a permission or name check.
+_NORMALISING_METHODS: Final = frozenset({"lower", "upper", "casefold", "strip", "lstrip",
+                                         "rstrip"})
+
 
 @dataclass(frozen=True)
 class Mutant:
@@ -118,10 +124,13 @@ class Mutant:
     line: int
     col: int
     operator: str
+    #: 2, 3, ... for a second or third mutant with the same place and operator.
+    occurrence: int = 1
 
     @property
     def id(self) -> str:
-        return f"{self.line}:{self.col}:{self.operator}"
+        suffix = f"#{self.occurrence}" if self.occurrence > 1 else ""
+        return f"{self.line}:{self.col}:{self.operator}{suffix}"
 
 
 class _Mutator(ast.NodeTransformer):
@@ -137,8 +146,10 @@ class _Mutator(ast.NodeTransformer):
     def _point(self, node: ast.AST, operator: str) -> bool:
         """Record one mutation point; true when it is the one to apply."""
         index = len(self.found)
-        self.found.append(Mutant(index, getattr(node, "lineno", 0),
-                                 getattr(node, "col_offset", 0), operator))
+        line, col = getattr(node, "lineno", 0), getattr(node, "col_offset", 0)
+        occurrence = 1 + sum(1 for m in self.found
+                             if (m.line, m.col, m.operator) == (line, col, operator))
+        self.found.append(Mutant(index, line, col, operator, occurrence))
         return index == self.target
 
     # -- places not to mutate -------------------------------------------------------------
@@ -220,6 +231,14 @@ class _Mutator(ast.NodeTransformer):
         self.generic_visit(node)
         if isinstance(node.op, ast.Not) and self._point(node, "remove-not"):
             return node.operand
+        return node
+
+    def visit_Call(self, node: ast.Call) -> ast.AST:
+        self.generic_visit(node)
+        func = node.func
+        if (isinstance(func, ast.Attribute) and func.attr in _NORMALISING_METHODS
+                and self._point(node, f"drop-.{func.attr}()")):
+            return func.value
         return node
 
     def visit_Raise(self, node: ast.Raise) -> ast.AST:
