@@ -86,6 +86,9 @@ EQUIVALENT: dict[str, dict[str, str]] = {
                         "both choices decode to the same bytes and neither grows the payload",
         "212:34:2+1": "split(':', 3): a third ':' is not base64 either way; both raise "
                       "PayloadFormatError (the message differs)",
+        "200:7:drop-or-operand-1": "zlib sets eof only once it has consumed the whole stream, "
+                                   "so a non-empty unconsumed_tail implies `not eof`: the "
+                                   "first operand is redundant (kept to say why)",
     },
     "keyward/codec/trust.py": {
         "72:67:True->False": "zip(strict=False): the base converter returns one value per "

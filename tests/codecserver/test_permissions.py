@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -127,3 +128,10 @@ def test_only_the_exact_system_scope_applies_everywhere() -> None:
     assert parse_permissions(["temporal-system:read"]).allows("decode", "elsewhere")
     assert not parse_permissions(["temporal-systemx:read"]).allows("decode", "elsewhere")
     assert parse_permissions(["orders:owner"]).role_in("orders") == Role.UNDEFINED
+
+
+def test_parsed_permissions_cannot_be_widened() -> None:
+    """Permissions parsed from a verified token are frozen: no later code can raise them."""
+    permissions = parse_permissions(["orders:read"])
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        permissions.system = Role.ADMIN  # type: ignore[misc]
