@@ -18,8 +18,13 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
-from keyward.codecserver.jwt_auth import AuthError, JwksCache, JwtVerifier, _bearer_token, \
-    _parse_jwks
+from keyward.codecserver.jwt_auth import (
+    AuthError,
+    JwksCache,
+    JwtVerifier,
+    _bearer_token,
+    _parse_jwks,
+)
 from keyward.devstack.processes import free_port
 from tests.codecserver.conftest import ISSUER, JwksServer, SigningKey, jwt_settings
 

@@ -121,7 +121,7 @@ def test_never_swapped_generations_are_removed_older_ones_kept(
     assert not leftover.exists()
 
     first = install_pair(tmp_path / "d", pairs[0])
-    crashed = tmp_path / "d" / ((first.data_dir.name[:2] + "2999" + first.data_dir.name[6:]))
+    crashed = tmp_path / "d" / (first.data_dir.name[:2] + "2999" + first.data_dir.name[6:])
     crashed.mkdir()
     second = install_pair(tmp_path / "d", pairs[1])
     assert not crashed.exists()
