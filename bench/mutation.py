@@ -90,6 +90,26 @@ EQUIVALENT: dict[str, dict[str, str]] = {
                                    "so a non-empty unconsumed_tail implies `not eof`: the "
                                    "first operand is redundant (kept to say why)",
     },
+    "keyward/codecserver/jwt_auth.py": {
+        "180:12:raise->pass": "unreachable: PyJWT (>= 2.10) already refuses a missing `sub` "
+                              "(require) and a non-string one (InvalidSubjectError); this "
+                              "check is the second line behind it",
+        "186:11:drop-and-operand-2": "unreachable: jwt.get_unverified_header already refuses "
+                                     "a header whose kid is not a string",
+        "197:41:drop-.strip()": "the header was stripped before the partition, so the token "
+                                "part is empty exactly when it is blank",
+    },
+    "keyward/pki/validate.py": {
+        "75:55:0-1": "min_remaining of -1 day instead of 0: the expiry check before it already "
+                     "returned for now > not_after, so `not_after - now` is >= 0 and below "
+                     "neither bound",
+        "194:48:1-1": "the leaf offered again among the intermediates: a path cannot use the "
+                      "certificate it starts from, so the verdict is the same",
+        "209:46:1-1": "same as 194:48:1-1, for the pinned-anchor path",
+        "215:11:drop-or-operand-1": "a supplied CA that is itself pinned verifies against the "
+                                    "pin on its own; skipping it is only a shortcut",
+        "291:8:return->return-None": "None instead of False from a predicate only used in any()",
+    },
     "keyward/codec/trust.py": {
         "72:67:True->False": "zip(strict=False): the base converter returns one value per "
                              "payload, so the lengths always match",

@@ -199,3 +199,65 @@ def test_a_summary_is_immutable() -> None:
     summary = summarize(pem(leaf))
     with pytest.raises(dataclasses.FrozenInstanceError):
         summary.subject = "CN=other"  # type: ignore[misc]
+
+
+@pytest.mark.parametrize(("san", "wanted"), [
+    ("Temporal.Internal", "temporal.internal"), ("temporal.internal", "TEMPORAL.internal"),
+    ("temporal.internal.", "temporal.internal"), ("temporal.internal", "temporal.internal."),
+])
+def test_dns_names_match_ignoring_case_and_a_trailing_dot(san: str, wanted: str) -> None:
+    """DNS names compare case-insensitively, and a trailing dot (the root) changes nothing —
+    on either side."""
+    leaf, key = Pki.new().leaf(dns=(san,))
+    spec = CertificateSpec(name="s", common_name="leaf", usage="client", dns_names=(wanted,))
+    assert problems(pem(leaf), key, ca_pem=None, now=NOW, spec=spec) == []
+
+
+def intermediate_of(issuer: str, issuer_key: PrivateKey,
+                    subject: str) -> tuple[x509.Certificate, PrivateKey]:
+    key = generate_private_key()
+    return certificate(subject, key.public_key(), issuer, issuer_key, ca=True,
+                       key_cert_sign=True), key
+
+
+def test_with_a_pin_the_first_certificate_must_reach_it() -> None:
+    """Under a pin too, the leaf is the first certificate: a foreign leaf ahead of a genuine
+    intermediate of the pinned root is refused."""
+    pki, foreign = Pki.new(), Pki.new("root")
+    intermediate, _ = intermediate_of("root", pki.root_key, "intermediate")
+    leaf, key = foreign.leaf()
+    found = problems(pem(leaf, intermediate), key, ca_pem=None, now=NOW,
+                     trust_anchor=pem(pki.root))
+    assert len(found) == 1
+    assert "does not chain to the pinned trust anchor" in found[0]
+
+
+def test_supplied_cas_may_chain_to_the_pin_through_each_other() -> None:
+    """A supplied bundle of two intermediates (root → int1 → int2 → leaf, pin: root) is
+    accepted: each supplied CA may use the others to reach the pin."""
+    pki = Pki.new()
+    int1, int1_key = intermediate_of("root", pki.root_key, "int1")
+    int2, int2_key = intermediate_of("int1", int1_key, "int2")
+    leaf_key = generate_private_key()
+    leaf = certificate("leaf", leaf_key.public_key(), "int2", int2_key)
+    assert problems(pem(leaf, int2), leaf_key, ca_pem=pem(int2, int1, pki.root), now=NOW,
+                    trust_anchor=pem(pki.root)) == []
+
+
+def test_each_foreign_problem_is_reported_once() -> None:
+    """A self-signed leaf given as its own CA, under a pin it does not reach, is one problem
+    (the leaf), not two; a foreign intermediate supplied as the CA is a second one."""
+    pki = Pki.new()
+    own_key = generate_private_key()
+    own = certificate("own", own_key.public_key(), "own", own_key)
+    assert len(problems(pem(own), own_key, ca_pem=pem(own), now=NOW,
+                        trust_anchor=pem(pki.root))) == 1
+
+    foreign = Pki.new("root")
+    foreign_int, foreign_int_key = intermediate_of("root", foreign.root_key, "intermediate")
+    leaf_key = generate_private_key()
+    leaf = certificate("leaf", leaf_key.public_key(), "intermediate", foreign_int_key)
+    found = problems(pem(leaf, foreign_int), leaf_key, ca_pem=pem(foreign_int), now=NOW,
+                     trust_anchor=pem(pki.root))
+    assert len(found) == 2
+    assert "CN=intermediate supplied by the issuer does not chain" in found[1]
