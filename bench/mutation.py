@@ -110,6 +110,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
                                     "pin on its own; skipping it is only a shortcut",
         "291:8:return->return-None": "None instead of False from a predicate only used in any()",
     },
+    "keyward/policy/cadence.py": {
+        "193:7:<=-><": "a rate of exactly 1 reads '1' either way: f'{1.0:.3g}' and "
+                       "f'{round(1.0):,}' are the same text",
+    },
     "keyward/codec/trust.py": {
         "72:67:True->False": "zip(strict=False): the base converter returns one value per "
                              "payload, so the lengths always match",
