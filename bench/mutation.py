@@ -114,6 +114,12 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "193:7:<=-><": "a rate of exactly 1 reads '1' either way: f'{1.0:.3g}' and "
                        "f'{round(1.0):,}' are the same text",
     },
+    "keyward/policy/retention.py": {
+        "113:24:0-1": "retired[-1] instead of retired[0] where len(retired) == 1: the same "
+                      "element",
+        "197:7:drop-or-operand-1": "a naive datetime's utcoffset() is None as well, so the "
+                                   "second operand alone decides the same",
+    },
     "keyward/codec/trust.py": {
         "72:67:True->False": "zip(strict=False): the base converter returns one value per "
                              "payload, so the lengths always match",

@@ -19,7 +19,7 @@ from keyward.vault.names import (
 def test_vault_names_are_accepted_unchanged(name: str) -> None:
     """Names that Vault's GenericNameRegex allows (and fit the bound) come back unchanged."""
     assert check_key_name(name) == name
-    assert is_key_name(name)
+    assert is_key_name(name) is True
 
 
 @pytest.mark.parametrize("name", ["", "../keys/x/rotate", "a/b", "-a", "a-", ".a", "a.",
@@ -30,7 +30,7 @@ def test_other_names_are_refused(name: object) -> None:
     over-long names and non-strings are not key names."""
     with pytest.raises(InvalidVaultName):
         check_key_name(name)
-    assert not is_key_name(name)
+    assert is_key_name(name) is False
 
 
 def test_the_length_bound_is_128() -> None:
