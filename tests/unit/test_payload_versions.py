@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from temporalio.api.common.v1 import Payload
 from temporalio.api.history.v1 import HistoryEvent
+from temporalio.api.nexus.v1 import Request, StartOperationRequest
 
 from keyward.temporal.payload_versions import (
     iter_payloads,
@@ -59,3 +60,11 @@ def test_stale_payloads_are_those_below_the_latest_version() -> None:
     assert stale[0] is not None
     stale[0].data = b"rewritten"
     assert payloads[0].data == b"rewritten"
+
+
+def test_a_map_of_strings_does_not_end_the_walk() -> None:
+    """A map whose values are not messages (a Nexus request's string headers) is skipped,
+    and the payload in a later field is still found."""
+    request = Request(header={"k": "v"},
+                      start_operation=StartOperationRequest(payload=encrypted("k", "6")))
+    assert key_versions(request, "k") == {6}
