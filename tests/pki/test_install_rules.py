@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from keyward.pki import install as install_module
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import InstallError, atomic_write, install_pair, read_installed
 from keyward.pki.types import CertificateSpec, IssuedCertificate
@@ -204,3 +205,49 @@ def test_a_generation_is_named_after_the_newest_even_if_the_clock_is_behind(
     expected = (future + timedelta(microseconds=1)).strftime(FORMAT)
     assert second.data_dir.name.startswith(f"..{expected}_")
     assert read_installed(tmp_path) == pairs[1]
+
+
+def test_a_write_failing_before_its_scratch_file_exists_raises_its_own_error(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If writing fails before the scratch file was created, that error propagates (the
+    cleanup of a file that never existed does not replace it)."""
+    def failing(_path: Path, _data: bytes, _mode: int) -> None:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("keyward.pki.install._write_new_file", failing)
+    with pytest.raises(RuntimeError, match="disk full"):
+        atomic_write(tmp_path / "f.pem", b"data", mode=0o644)
+
+
+@pytest.mark.parametrize(("stale_reads", "found"), [(0, True), (1, True), (2, True),
+                                                    (3, False)])
+def test_reading_re_resolves_a_generation_pruned_under_it_three_times(
+        tmp_path: Path, pairs: list[IssuedCertificate], monkeypatch: pytest.MonkeyPatch,
+        stale_reads: int, found: bool) -> None:
+    """When the generation ``..data`` named is gone by the time its files are read (two
+    installs in a row), read_installed resolves ``..data`` again, up to three attempts."""
+    install_pair(tmp_path, pairs[0])
+    real = install_module._current_generation
+    answers = ["..2020_01_01_00_00_00.000000_00000000"] * stale_reads
+
+    def resolve(directory: Path) -> str | None:
+        return answers.pop(0) if answers else real(directory)
+
+    monkeypatch.setattr(install_module, "_current_generation", resolve)
+    assert (read_installed(tmp_path) == pairs[0]) is found
+
+
+def test_without_data_link_missing_files_mean_no_pair(tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """A directory without ``..data`` and without the files holds no pair: None at once,
+    without retrying."""
+    calls: list[Path] = []
+    real = install_module._current_generation
+
+    def resolve(directory: Path) -> str | None:
+        calls.append(directory)
+        return real(directory)
+
+    monkeypatch.setattr(install_module, "_current_generation", resolve)
+    assert read_installed(tmp_path) is None
+    assert len(calls) == 1
