@@ -3,7 +3,9 @@ which keys of a JWKS document, which algorithm, which key, and when the JWKS is 
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import inspect
 import json
 import time
 from collections.abc import AsyncIterator
@@ -286,3 +288,30 @@ async def test_a_verified_identity_cannot_be_altered(jwks_server: JwksServer,
     key = await cache.key_for(signing_key.kid)
     with pytest.raises(dataclasses.FrozenInstanceError):
         key.algorithm = None  # type: ignore[misc]
+
+
+async def test_a_hanging_jwks_endpoint_is_given_up_on() -> None:
+    """A JWKS fetch gives up after ``timeout_seconds`` (5 s unless set): a hanging identity
+    provider costs a bounded wait and a 401, and the failure is rate-limited like any other."""
+    assert inspect.signature(JwksCache).parameters["timeout_seconds"].default == 5.0
+
+    async def document(_request: web.Request) -> web.Response:
+        await asyncio.sleep(1)
+        return web.json_response({"keys": []})
+
+    app = web.Application()
+    app.router.add_get("/jwks", document)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    port = free_port()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        cache = JwksCache(f"http://127.0.0.1:{port}/jwks", min_refresh_seconds=30,
+                          max_age_seconds=600, timeout_seconds=0.2)
+        started = time.monotonic()
+        with pytest.raises(AuthError, match="unknown key"):
+            await cache.key_for("k")
+        assert time.monotonic() - started < 0.9
+        assert cache.fetches == 0
+    finally:
+        await runner.cleanup()
