@@ -187,7 +187,10 @@ async def run(seconds: float, every: float, rate: float, base: Path) -> Outcome:
     task_queue = f"bench-reload-{uuid.uuid4()}"
     outcome = Outcome()
 
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(temporal_cli_path()))
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli_path()),
+        # The SDK waits 5 s by default; a busy 2-CPU machine can take longer.
+        dev_server_startup_timeout=timedelta(seconds=30))
     try:
         host, _, port = env.client.service_client.config.target_host.rpartition(":")
         gateway = MtlsGateway(GatewayConfig(

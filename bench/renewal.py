@@ -70,7 +70,10 @@ async def workflow_times(ca_files: tuple[Path, Path], directory: Path,
     settings = dataclasses.replace(Settings(), temporal=TemporalSettings(task_queue=task_queue),
                                    certificates={"worker": cert})
     activities = CertificateActivities(settings, build_issuer)
-    env = await WorkflowEnvironment.start_local(dev_server_existing_path=str(temporal_cli_path()))
+    env = await WorkflowEnvironment.start_local(
+        dev_server_existing_path=str(temporal_cli_path()),
+        # The SDK waits 5 s by default; a busy 2-CPU machine can take longer.
+        dev_server_startup_timeout=timedelta(seconds=30))
     times: list[float] = []
     try:
         with concurrent.futures.ThreadPoolExecutor(4) as pool:

@@ -173,6 +173,8 @@ async def local_stack(vault: VaultHandle) -> AsyncIterator[Stack]:
     """Temporal dev server, and keyward's worker in this process on an encrypting client."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli_path()),
+        # The SDK waits 5 s by default; a busy 2-CPU machine can take longer.
+        dev_server_startup_timeout=timedelta(seconds=30),
         dev_server_extra_args=["--ui-disable-news-fetch"])
     try:
         settings = bench_settings(vault, env.client.namespace)

