@@ -111,7 +111,7 @@ def test_a_pair_without_ca_removes_the_ca_link(tmp_path: Path,
 
 
 @pytest.mark.parametrize(("certificate", "key"), [(b"", b"key"), (b"cert", b""),
-                                                  (b"cert", b"  \n")])
+                                                  (b"cert", b"  \n"), (b" \n", b"key")])
 def test_empty_certificate_or_key_is_refused(tmp_path: Path, certificate: bytes,
                                              key: bytes) -> None:
     """Nothing is written for an empty certificate or key."""

@@ -9,11 +9,14 @@ from temporalio.api.common.v1 import Payload
 
 from keyward.codec.format import (
     ENCODING,
+    NONCE_BYTES,
+    TAG_BYTES,
     EncryptedHeader,
     PayloadFormatError,
     associated_data,
     compress,
     decompress,
+    is_encrypted,
     parse_header,
     vault_ciphertext,
     vault_ciphertext_bytes,
@@ -107,7 +110,8 @@ def test_vault_ciphertext_round_trip(version: int, raw: bytes) -> None:
     assert vault_ciphertext_bytes(vault_ciphertext(version, raw)) == (version, raw)
 
 
-@pytest.mark.parametrize("text", ["vault:1:AAAA", "vault:vx:AAAA", "vlt:v1:AAAA", "vault:v1:***"])
+@pytest.mark.parametrize("text", ["vault:1:AAAA", "vault:vx:AAAA", "vlt:v1:AAAA", "vault:v1:***",
+                                  "vault:v1", "vault:x1:AAAA", "vault:v01:AAAA"])
 def test_bad_vault_ciphertexts_are_rejected(text: str) -> None:
     """Strings that are not Transit ciphertexts are refused, not half-parsed."""
     with pytest.raises(PayloadFormatError):
@@ -122,3 +126,108 @@ def test_empty_metadata_values_are_rejected(name: str) -> None:
     meta[name] = b""
     with pytest.raises(PayloadFormatError):
         parse_header(Payload(metadata=meta, data=b""))
+
+
+DIRECT = EncryptedHeader(key="k", key_version=3, scheme="direct", compression="none")
+
+
+def test_envelope_version_must_be_the_wrapped_keys_own() -> None:
+    """In envelope mode the metadata's version must equal the ``vault:vN:`` of the wrapped
+    key, so an altered ``keyward-key-version`` is refused (the version is not in the AAD)."""
+    meta = EncryptedHeader(key="k", key_version=3, scheme="envelope", compression="none",
+                           wrapped_key="vault:v3:AAAA").metadata()
+    assert parse_header(Payload(metadata=meta, data=b"")).key_version == 3
+    meta["keyward-key-version"] = b"2"
+    with pytest.raises(PayloadFormatError, match="says version 2 but the data key was wrapped "
+                                                 "with version 3"):
+        parse_header(Payload(metadata=meta, data=b""))
+
+
+def test_envelope_without_a_wrapped_key_is_rejected() -> None:
+    """An envelope payload must carry its wrapped data key."""
+    meta = DIRECT.metadata()
+    meta["keyward-scheme"] = b"envelope"
+    with pytest.raises(PayloadFormatError, match="envelope payload without a wrapped data key"):
+        parse_header(Payload(metadata=meta, data=b""))
+
+
+def test_a_missing_format_is_shown_as_missing() -> None:
+    """A payload marked encrypted but without ``keyward-format`` says the value is missing."""
+    meta = DIRECT.metadata()
+    del meta["keyward-format"]
+    with pytest.raises(PayloadFormatError, match="format <missing>"):
+        parse_header(Payload(metadata=meta, data=b""))
+
+
+@pytest.mark.parametrize(("value", "shown"), [
+    (b"9" * 64, ascii(b"9" * 64)),
+    (b"9" * 65, ascii(b"9" * 64) + "…"),
+    (b"9" * 500, ascii(b"9" * 64) + "…"),
+])
+def test_hostile_values_are_shown_bounded(value: bytes, shown: str) -> None:
+    """An error shows at most the first 64 bytes of a metadata value, ``…`` when cut."""
+    meta = DIRECT.metadata()
+    meta["keyward-format"] = value
+    with pytest.raises(PayloadFormatError) as raised:
+        parse_header(Payload(metadata=meta, data=b""))
+    assert str(raised.value) == f"unknown keyward payload format {shown}"
+
+
+def test_is_encrypted_reads_the_encoding() -> None:
+    """Only ``encoding: binary/encrypted`` marks a payload as keyward's."""
+    assert is_encrypted(Payload(metadata=DIRECT.metadata(), data=b""))
+    assert not is_encrypted(Payload(metadata={"encoding": b"json/plain"}, data=b"{}"))
+    assert not is_encrypted(Payload())
+
+
+def test_describe_names_key_version_and_scheme() -> None:
+    """The header's description (used in errors and logs) names key, version and scheme."""
+    assert DIRECT.describe() == "key 'k' version 3 (direct)"
+
+
+def test_wire_sizes_are_aes_gcm() -> None:
+    """Envelope data is nonce(12) ‖ ciphertext ‖ tag(16): AES-256-GCM's sizes, fixed by the
+    format (payloads already in history depend on them)."""
+    assert (NONCE_BYTES, TAG_BYTES) == (12, 16)
+
+
+def test_associated_data_encoding_is_stable() -> None:
+    """The associated data is each field prefixed by its 4-byte big-endian length; payloads
+    written today must still decrypt, so the bytes never change."""
+    assert associated_data("ns", "k", "direct", "none") == (
+        b"\0\0\0\x12keyward/payload/v1" b"\0\0\0\x02ns" b"\0\0\0\x01k"
+        b"\0\0\0\x06direct" b"\0\0\0\x04none")
+
+
+def test_compression_needs_enabled_and_more_than_64_bytes() -> None:
+    """Only data longer than 64 bytes is compressed, and only when compression is enabled."""
+    assert compress(b"a" * 64, True) == (b"a" * 64, "none")
+    packed, flag = compress(b"a" * 65, True)
+    assert flag == "zlib"
+    assert len(packed) < 65
+    assert compress(b"a" * 10_000, False) == (b"a" * 10_000, "none")
+
+
+def test_compressed_data_inflates_back() -> None:
+    """decompress returns exactly the original bytes, also when they fill the limit exactly."""
+    data = b"keyward " * 1000
+    packed, flag = compress(data, True)
+    assert flag == "zlib"
+    assert decompress(packed, flag, limit=len(data)) == data
+    assert decompress(b"plain", "none", limit=1) == b"plain"
+
+
+def test_decompress_refuses_one_byte_past_the_limit() -> None:
+    """Inflating to one byte more than ``limit`` is refused (output left unconsumed)."""
+    data = b"keyward " * 1000
+    packed, _ = compress(data, True)
+    with pytest.raises(PayloadFormatError, match="inflates past"):
+        decompress(packed, "zlib", limit=len(data) - 1)
+
+
+def test_decompress_refuses_a_truncated_stream() -> None:
+    """A zlib stream cut short (no end of stream) is refused, not returned half-inflated."""
+    data = b"keyward " * 1000
+    packed, _ = compress(data, True)
+    with pytest.raises(PayloadFormatError, match="truncated"):
+        decompress(packed[:-6], "zlib", limit=len(data) * 2)
