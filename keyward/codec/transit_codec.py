@@ -25,6 +25,7 @@ from typing import Final, Self
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from google.protobuf.message import DecodeError
 from temporalio.api.common.v1 import Payload
 from temporalio.converter import (
     ActivitySerializationContext,
@@ -80,14 +81,15 @@ class CodecState:
     encode_keys: EncodeKeyCache
     decode_keys: DecodeKeyCache
     #: Stamp decrypted payloads for :class:`keyward.codec.trust.TrustStampingPayloadConverter`
-    #: (the worker's converter); the codec server's copies never stamp.
-    stamp_authenticated: bool = False
+    #: (the worker's converter); the codec server's copies never stamp. No default: each
+    #: caller says which it is.
+    stamp_authenticated: bool
 
     @classmethod
     def create(cls, settings: CodecSettings, transit: AsyncTransit,
                usage: UsageCounters | None = None, *,
-               stamp_authenticated: bool = False) -> CodecState:
-        usage = usage or UsageCounters()
+               stamp_authenticated: bool) -> CodecState:
+        usage = UsageCounters() if usage is None else usage
         return cls(
             settings=settings, transit=transit, usage=usage,
             stamp_authenticated=stamp_authenticated,
@@ -157,10 +159,8 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
         prepared = self._plaintexts(payloads)
         items = [EncryptItem(data, associated_data(self.namespace, key, "direct", comp))
                  for data, comp in prepared]
+        # AsyncTransit checks that Vault answered one ciphertext per item.
         ciphertexts = await self._state.transit.encrypt(key, items)
-        if len(ciphertexts) != len(payloads):
-            raise PayloadEncryptionError(f"Vault returned {len(ciphertexts)} ciphertexts "
-                                         f"for {len(payloads)} payloads")
         out: list[Payload] = []
         for (_, comp), ciphertext in zip(prepared, ciphertexts, strict=True):
             version, raw = vault_ciphertext_bytes(ciphertext)
@@ -287,7 +287,8 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
             inner = decompress(plain, header.compression, limit=MAX_PLAINTEXT_BYTES)
             payload = Payload()
             payload.ParseFromString(inner)
-        except (PayloadFormatError, ValueError) as exc:
+        except (PayloadFormatError, ValueError, DecodeError) as exc:
+            # Authentic but not a Payload: encrypted by someone else holding the key.
             raise PayloadDecryptionError(f"payload {index} under {header.describe()}: "
                                          f"decrypted content is not a payload ({exc})") from None
         return stamp(payload) if self._stamp else payload

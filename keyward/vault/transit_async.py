@@ -135,10 +135,9 @@ class AsyncTransit:
             if item.associated_data is not None:
                 entry["associated_data"] = _b64(item.associated_data)
             batch.append(entry)
-        data = await self._post(f"encrypt/{_key(key)}", {"batch_input": batch},
-                                f"encrypt with {key}")
-        results = data["batch_results"]
-        return [str(result["ciphertext"]) for result in results]
+        operation = f"encrypt with {key}"
+        data = await self._post(f"encrypt/{_key(key)}", {"batch_input": batch}, operation)
+        return [str(result["ciphertext"]) for result in _results(data, len(batch), operation)]
 
     async def decrypt(self, key: str, items: Sequence[DecryptItem]) -> list[bytes]:
         """Decrypt all items in one call; raises if any item fails."""
@@ -148,9 +147,10 @@ class AsyncTransit:
             if item.associated_data is not None:
                 entry["associated_data"] = _b64(item.associated_data)
             batch.append(entry)
-        data = await self._post(f"decrypt/{_key(key)}", {"batch_input": batch},
-                                f"decrypt with {key}")
-        return [base64.b64decode(result["plaintext"]) for result in data["batch_results"]]
+        operation = f"decrypt with {key}"
+        data = await self._post(f"decrypt/{_key(key)}", {"batch_input": batch}, operation)
+        return [base64.b64decode(result["plaintext"])
+                for result in _results(data, len(batch), operation)]
 
     async def generate_data_key(self, key: str, *, bits: int = 256) -> DataKey:
         data = await self._post(f"datakey/plaintext/{_key(key)}", {"bits": bits},
@@ -197,6 +197,16 @@ class AsyncTransit:
             if isinstance(data, dict):
                 return data
         raise _error_for(status, payload, operation)
+
+
+def _results(data: dict[str, Any], expected: int, operation: str) -> list[dict[str, Any]]:
+    """``batch_results``, one per item sent: a short answer must not drop a payload."""
+    results = data.get("batch_results")
+    if not isinstance(results, list) or len(results) != expected:
+        got = len(results) if isinstance(results, list) else "no"
+        raise VaultServerError(operation, f"Vault answered {got} batch results for "
+                               f"{expected} items")
+    return results
 
 
 def _error_for(status: int, payload: Any, operation: str) -> VaultError:

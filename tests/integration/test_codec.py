@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from collections.abc import AsyncIterator
 from typing import Any
 
 import hvac
@@ -63,14 +62,6 @@ def payloads(n: int, size: int = 100) -> list[Payload]:
     return [Payload(metadata={"encoding": b"json/plain", "n": str(i).encode()},
                     data=(b'{"card":"4111-1111-1111-1111","i":%d}' % i).ljust(size, b" "))
             for i in range(n)]
-
-
-@pytest.fixture
-async def closing() -> AsyncIterator[list[VaultTransitCodec]]:
-    codecs: list[VaultTransitCodec] = []
-    yield codecs
-    for codec in codecs:
-        await codec.state.transit.close()
 
 
 @pytest.mark.parametrize("mode", MODES)
