@@ -113,16 +113,20 @@ class AsyncTransit:
             self._ssl = ssl.create_default_context(cafile=str(settings.ca_cert))
         self._retry = retry or RetryPolicy()
         self._session: aiohttp.ClientSession | None = None
+        self._closed = False
         self.mount = settings.transit_mount
 
     async def close(self) -> None:
+        """Close the connection pool; every later call fails instead of opening another
+        (a task finishing during shutdown would otherwise leak a new, unclosed pool)."""
+        self._closed = True
         if self._session is not None:
             await self._session.close()
             self._session = None
 
     def _client(self) -> aiohttp.ClientSession:
         # Created lazily, on the loop that uses it: codecs are built before any loop runs.
-        if self._session is None or self._session.closed:
+        if self._session is None:
             self._session = aiohttp.ClientSession(
                 timeout=self._timeout, connector=aiohttp.TCPConnector(ssl=self._ssl, limit=64))
         return self._session
@@ -161,6 +165,8 @@ class AsyncTransit:
                                        key_version_of(str(data["ciphertext"]))))
 
     async def _post(self, path: str, body: dict[str, Any], operation: str) -> dict[str, Any]:
+        if self._closed:
+            raise VaultUnavailable(operation, "the Vault client is closed (shutting down)")
         attempt = 0
         while True:
             try:

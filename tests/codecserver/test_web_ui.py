@@ -130,18 +130,30 @@ class Browser:
 
 @pytest.fixture
 def browser(tmp_path: Path) -> Iterator[Browser]:
-    """Headless Chromium with remote debugging on a free port and a throwaway profile."""
-    port = free_port()
-    log = (tmp_path / "chromium.log").open("wb")
+    """Headless Chromium with remote debugging and a throwaway profile.
+
+    Chromium picks its own debugging port (``0``) and writes it to ``DevToolsActivePort``
+    in the profile: no port picked here can be taken by another server meanwhile, and a
+    slow start on a loaded machine is waited for, not mistaken for a dead endpoint.
+    """
+    profile = tmp_path / "chromium-profile"
+    log_path = tmp_path / "chromium.log"
+    log = log_path.open("wb")
     process = subprocess.Popen(
         [str(CHROMIUM), "--headless", "--no-sandbox", "--disable-gpu",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--no-first-run", "--no-default-browser-check", "--window-size=1400,1100",
-         f"--user-data-dir={tmp_path / 'chromium-profile'}",
-         f"--remote-debugging-port={port}", "about:blank"],
+         f"--user-data-dir={profile}", "--remote-debugging-port=0", "about:blank"],
         stdout=log, stderr=log, start_new_session=True)
     try:
-        yield Browser(process, port)
+        active = profile / "DevToolsActivePort"
+        deadline = time.monotonic() + 60
+        while not (active.is_file() and active.read_text().strip()):
+            assert process.poll() is None, f"Chromium exited: {log_path.read_text()[-2000:]}"
+            assert time.monotonic() < deadline, \
+                f"Chromium wrote no DevToolsActivePort in 60 s: {log_path.read_text()[-2000:]}"
+            time.sleep(0.2)
+        yield Browser(process, int(active.read_text().splitlines()[0]))
     finally:
         try:
             os.killpg(process.pid, signal.SIGTERM)  # its own session: the renderers go too
@@ -157,7 +169,7 @@ async def devtools(browser: Browser) -> AsyncIterator[DevTools]:
     """A DevTools session on the browser's first page."""
     base = f"http://127.0.0.1:{browser.debug_port}"
     async with aiohttp.ClientSession() as session:
-        deadline = time.monotonic() + 20
+        deadline = time.monotonic() + 60
         pages: list[dict[str, Any]] = []
         while not pages:
             try:
@@ -173,6 +185,8 @@ async def devtools(browser: Browser) -> AsyncIterator[DevTools]:
             yield DevTools(ws)
 
 
+# Dev stack, browser start and page load each wait up to a minute on a loaded machine.
+@pytest.mark.timeout(300)
 async def test_web_ui_shows_decoded_input(dev_stack: DevWorker, devtools: DevTools,
                                           tmp_path: Path) -> None:
     """The workflow page in the Web UI shows the decrypted input; raw history never holds it."""

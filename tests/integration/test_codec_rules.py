@@ -168,3 +168,24 @@ async def test_a_short_vault_answer_fails_closed_and_drops_no_payload(
             await short.encode(payloads(3))
     with pytest.raises(PayloadDecryptionError, match="answered"):
         await short.decode(encoded)
+
+
+@pytest.mark.parametrize("mode", MODES)
+async def test_a_closed_codec_fails_closed_and_opens_no_connection(
+        vault: VaultEndpoint, transit_key: str, mode: str) -> None:
+    """After its Vault client is closed (shutdown), encoding raises, nothing comes back
+    unencrypted, and no new connection pool is opened (which nothing would close): a task
+    finishing late during shutdown used to leak one."""
+    codec = make_codec(vault, mode, key=transit_key)
+    encoded = await codec.encode(payloads(1))
+    transit = codec.state.transit
+    await transit.close()
+    codec.state.encode_keys.forget()  # no cached data key: envelope must ask Vault too
+    with pytest.raises(PayloadEncryptionError, match="closed"):
+        await codec.encode(payloads(1))
+    fresh_cache = make_codec(vault, mode, key=transit_key)
+    await fresh_cache.state.transit.close()
+    with pytest.raises(PayloadDecryptionError, match="closed"):
+        await fresh_cache.decode(encoded)
+    assert transit._session is None
+    assert fresh_cache.state.transit._session is None
