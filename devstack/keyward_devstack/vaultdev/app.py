@@ -24,9 +24,9 @@ from typing import Any
 
 from aiohttp import web
 
-from keyward.devstack.vaultdev.approle import AppRoleBackend
-from keyward.devstack.vaultdev.config import DevVaultConfig
-from keyward.devstack.vaultdev.errors import (
+from keyward_devstack.vaultdev.approle import AppRoleBackend
+from keyward_devstack.vaultdev.config import DevVaultConfig
+from keyward_devstack.vaultdev.errors import (
     InternalError,
     UserError,
     VaultError,
@@ -36,16 +36,16 @@ from keyward.devstack.vaultdev.errors import (
     not_found,
     unsupported_operation,
 )
-from keyward.devstack.vaultdev.keyring import rotate_due_keys
-from keyward.devstack.vaultdev.kubernetes import KubernetesBackend
-from keyward.devstack.vaultdev.pki import BodyReply, PkiBackend
-from keyward.devstack.vaultdev.protocol import Call, Caller, Operation, Reply
-from keyward.devstack.vaultdev.state import Store
-from keyward.devstack.vaultdev.system import UNAUTHENTICATED, SystemBackend
-from keyward.devstack.vaultdev.tokens import TokenBackend, TokenStore
-from keyward.devstack.vaultdev.transit import TransitBackend
+from keyward_devstack.vaultdev.keyring import rotate_due_keys
+from keyward_devstack.vaultdev.kubernetes import KubernetesBackend
+from keyward_devstack.vaultdev.pki import BodyReply, PkiBackend
+from keyward_devstack.vaultdev.protocol import Call, Caller, Operation, Reply
+from keyward_devstack.vaultdev.state import Store
+from keyward_devstack.vaultdev.system import UNAUTHENTICATED, SystemBackend
+from keyward_devstack.vaultdev.tokens import TokenBackend, TokenStore
+from keyward_devstack.vaultdev.transit import TransitBackend
 
-_LOG = logging.getLogger("keyward.devstack.vaultdev")
+_LOG = logging.getLogger("keyward_devstack.vaultdev")
 
 #: Vault's default limit on a request body.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024

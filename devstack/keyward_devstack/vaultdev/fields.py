@@ -11,8 +11,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from keyward.devstack.vaultdev.durations import DurationError, parse_seconds
-from keyward.devstack.vaultdev.errors import VaultError, bad_request
+from keyward_devstack.vaultdev.durations import DurationError, parse_seconds
+from keyward_devstack.vaultdev.errors import VaultError, bad_request
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
