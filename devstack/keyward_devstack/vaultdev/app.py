@@ -29,7 +29,7 @@ from keyward_devstack.vaultdev.config import DevVaultConfig
 from keyward_devstack.vaultdev.errors import (
     InternalError,
     UserError,
-    VaultError,
+    VaultApiError,
     bad_request,
     internal_error,
     no_route,
@@ -68,7 +68,7 @@ class DevVault:
             reply, mount_type = self.serve(
                 request.method, request.path, request.query, body, request.headers
             )
-        except VaultError as exc:
+        except VaultApiError as exc:
             return json_response(exc.status, exc.body())
         except UserError as exc:
             return json_response(400, bad_request(exc.message).body())
@@ -220,7 +220,7 @@ def _operation(method: str, query: Mapping[str, str]) -> Operation:
         return operations[method]
     if method == "PATCH":
         raise unsupported_operation()
-    raise VaultError(405, [])
+    raise VaultApiError(405, [])
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:
