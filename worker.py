@@ -3,6 +3,9 @@
     python worker.py --dev        # also start the local stack (Temporal, Vault) if needed
     python worker.py              # use TEMPORAL_* / temporal.toml and VAULT_* / keyward.toml
 
+``--dev`` needs the dev stack, a separate distribution (``pip install -e ./devstack``);
+nothing else here imports it.
+
 Exits non-zero with one clear line when settings are bad or Temporal or Vault
 cannot be reached at start; stops gracefully on Ctrl-C or SIGTERM.
 """
@@ -16,8 +19,9 @@ import contextlib
 import os
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from temporalio.client import Client
 from temporalio.worker import Worker
@@ -30,7 +34,7 @@ from keyward.config import Settings, load_settings
 from keyward.connect.api_key import ApiKeyReloader
 from keyward.connect.reload import ClientCertificateReloader, ClientTLSFiles
 from keyward.connect.temporal import connect_temporal
-from keyward.devstack.stack import LocalStack, start_local_stack
+from keyward.errors import UsageError
 from keyward.log import bind_context, configure_logging, get_logger
 from keyward.metrics import MetricsServer
 from keyward.rotation.reporter import UsageReporter
@@ -38,7 +42,31 @@ from keyward.temporal.activity_callers import KeywardCallersOnly
 from keyward.vault.client import VaultSession, connect_vault
 from workflows import ALL_WORKFLOWS, WORKFLOW_TYPES
 
+if TYPE_CHECKING:
+    from keyward_devstack.stack import LocalStack
+
 ACTIVITY_THREADS = 16
+
+#: The dev stack's entry: starts what is not running and says where everything is.
+StartLocalStack = Callable[[Settings, Mapping[str, str]], Awaitable["LocalStack"]]
+
+#: What ``--dev`` prints (as ``keyward: ...``, exit 2) when the dev stack is not installed.
+DEV_STACK_MISSING = "worker.py --dev needs the dev stack: pip install -e ./devstack"
+
+
+def local_stack_starter() -> StartLocalStack:
+    """The dev stack's ``start_local_stack``; a :class:`UsageError` when it is not installed.
+
+    The dev stack is its own distribution (``keyward-devstack``, in ``devstack/``) that the
+    production image does not contain, so it is imported only when ``--dev`` asks for it.
+    """
+    try:
+        from keyward_devstack.stack import start_local_stack  # noqa: PLC0415 - optional
+    except ModuleNotFoundError as exc:
+        if exc.name != "keyward_devstack":
+            raise  # installed but broken: keep the traceback
+        raise UsageError(DEV_STACK_MISSING) from None
+    return start_local_stack
 
 
 def build_worker(client: Client, settings: Settings, vault: VaultSession,
@@ -56,7 +84,7 @@ def build_worker(client: Client, settings: Settings, vault: VaultSession,
     )
 
 
-async def run(settings: Settings, *, dev: bool) -> int:
+async def run(settings: Settings, *, local_stack: StartLocalStack | None) -> int:
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -66,8 +94,8 @@ async def run(settings: Settings, *, dev: bool) -> int:
     log = get_logger("keyward.worker")
     async with contextlib.AsyncExitStack() as resources:
         stack: LocalStack | None = None
-        if dev:
-            stack = await start_local_stack(settings, env)
+        if local_stack is not None:
+            stack = await local_stack(settings, env)
             resources.push_async_callback(stack.aclose)
             settings, env = stack.settings, stack.env
             stack.describe(sys.stdout)
@@ -145,10 +173,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
 
     def body() -> int:
+        # Before the settings: a missing dev stack is the first thing to fix.
+        local_stack = local_stack_starter() if args.dev else None
         settings = load_settings(args.config)
         configure_logging(settings.logging)
         bind_context(component="worker")
-        return asyncio.run(run(settings, dev=args.dev))
+        return asyncio.run(run(settings, local_stack=local_stack))
 
     return run_entry_point(body, action="worker")
 

@@ -20,9 +20,9 @@ from types import FrameType
 
 import hvac
 
-from keyward.devstack.processes import free_port
-from keyward.devstack.vault_dev import DevVault, ensure_transit
 from keyward.secrets import Secret
+from keyward_devstack.processes import free_port
+from keyward_devstack.vault_dev import DevVault, ensure_transit
 
 TRANSIT_MOUNT = "transit"
 ROOT = Path(__file__).resolve().parent.parent

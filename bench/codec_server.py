@@ -40,7 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from bench._support import VaultHandle, dev_vault, machine_description  # noqa: E402
 from bench.codec import make_payload  # noqa: E402
-from keyward.devstack.processes import free_port  # noqa: E402
+from keyward_devstack.processes import free_port  # noqa: E402
 
 PAYLOADS_PER_REQUEST = 50
 PAYLOAD_BYTES = 1024

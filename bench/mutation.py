@@ -193,7 +193,7 @@ EQUIVALENT: dict[str, dict[str, str]] = {
 # Code the project imports from; a forked child forgets these so it imports them afresh,
 # with the mutant in place. Third-party modules stay imported (that is the speed-up).
 PROJECT_PACKAGES = ("keyward", "workflows", "activities", "tests", "worker", "starter",
-                    "codec_server", "bench")
+                    "codec_server", "bench", "keyward_devstack")
 
 _CMP_SWAP: dict[type[ast.cmpop], type[ast.cmpop]] = {
     ast.Lt: ast.LtE, ast.LtE: ast.Lt, ast.Gt: ast.GtE, ast.GtE: ast.Gt,

@@ -49,12 +49,12 @@ from bench._support import machine_description  # noqa: E402
 # A trivial workflow in a module the workflow sandbox imports cleanly (only temporalio).
 from bench.ping_workflow import PingInput, PingWorkflow  # noqa: E402
 from keyward.connect.reload import ClientCertificateReloader, ClientTLSFiles, tls_config  # noqa: E402
-from keyward.devstack.mtls_gateway import GatewayConfig, MtlsGateway  # noqa: E402
-from keyward.devstack.temporal_dev import temporal_cli_path  # noqa: E402
 from keyward.pki.ca import CertificateAuthority  # noqa: E402
 from keyward.pki.install import install_pair  # noqa: E402
 from keyward.pki.types import CertificateSpec  # noqa: E402
 from keyward.pki.validate import summarize  # noqa: E402
+from keyward_devstack.mtls_gateway import GatewayConfig, MtlsGateway  # noqa: E402
+from keyward_devstack.temporal_dev import temporal_cli_path  # noqa: E402
 
 CERT_LIFETIME = timedelta(seconds=60)
 MAX_CONNECTION_AGE = timedelta(seconds=5)

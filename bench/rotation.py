@@ -82,13 +82,13 @@ from keyward.config import (  # noqa: E402
     TemporalSettings,
     VaultSettings,
 )
-from keyward.devstack.temporal_dev import temporal_cli_path  # noqa: E402
 from keyward.log import configure_logging  # noqa: E402
 from keyward.policy.cadence import Cadence  # noqa: E402
 from keyward.rotation.inputs import rotate_input  # noqa: E402
 from keyward.rotation.reporter import UsageReporter  # noqa: E402
 from keyward.rotation.schedules import build_schedule  # noqa: E402
 from keyward.vault.client import connect_vault  # noqa: E402
+from keyward_devstack.temporal_dev import temporal_cli_path  # noqa: E402
 from worker import ACTIVITY_THREADS, build_worker  # noqa: E402
 from workflows.ids import ledger_workflow_id  # noqa: E402
 from workflows.key_ledger import TransitKeyLedger  # noqa: E402

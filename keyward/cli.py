@@ -1,5 +1,5 @@
 """What every keyward entry point does around its work: one clear line per expected error,
-exit codes (2 bad settings, 1 failure, 130 interrupted), and an exit that survives the
+exit codes (2 bad settings or usage, 1 failure, 130 interrupted), and an exit that survives the
 Temporal SDK's runtime threads.
 """
 
@@ -13,7 +13,7 @@ from typing import NoReturn
 from temporalio.client import WorkflowFailureError
 from temporalio.exceptions import ApplicationError, FailureError
 
-from keyward.errors import ConfigError, KeywardError
+from keyward.errors import ConfigError, KeywardError, UsageError
 
 
 def failure_message(exc: BaseException) -> str:
@@ -38,7 +38,7 @@ def run_entry_point(body: Callable[[], int], *, action: str) -> int:
     """Run ``body``, turning keyward's expected errors into one line on stderr."""
     try:
         return body()
-    except ConfigError as exc:
+    except (ConfigError, UsageError) as exc:
         print(f"keyward: {exc}", file=sys.stderr)
         return 2
     except KeywardError as exc:

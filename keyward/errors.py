@@ -24,5 +24,10 @@ class ConfigError(KeywardError):
         super().__init__(f"invalid setting {setting}: {problem}")
 
 
+class UsageError(KeywardError):
+    """The command line asks for something this installation cannot do (exit 2, as a
+    bad setting): the message says what to run or install instead."""
+
+
 class StartupError(KeywardError):
     """A dependency (Temporal, Vault, a port) is not usable when a process starts."""

@@ -20,10 +20,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from keyward.config import VaultSettings
-from keyward.devstack.processes import free_port
-from keyward.devstack.temporal_dev import temporal_cli_path
-from keyward.devstack.vault_dev import DevVault
 from keyward.secrets import Secret
+from keyward_devstack.processes import free_port
+from keyward_devstack.temporal_dev import temporal_cli_path
+from keyward_devstack.vault_dev import DevVault
 
 REAL_VAULT = bool(os.environ.get("VAULT_ADDR") and os.environ.get("VAULT_TOKEN"))
 

@@ -33,7 +33,7 @@ from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.app import build_app
 from keyward.codecserver.jwt_auth import JwtVerifier
 from keyward.config import CodecServerSettings, CodecSettings, Settings
-from keyward.devstack.processes import free_port
+from keyward_devstack.processes import free_port
 from tests.conftest import VaultEndpoint
 from tests.support import json_logs
 

@@ -23,9 +23,9 @@ from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.app import CODEC_SERVER
 from keyward.codecserver.runner import RunningCodecServer, start_codec_server
 from keyward.config import TemporalSettings
-from keyward.devstack.processes import free_port
-from keyward.devstack.temporal_dev import temporal_cli_path
 from keyward.vault.client import connect_vault
+from keyward_devstack.processes import free_port
+from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.codecserver.conftest import JwksServer, SigningKey, codec_settings, jwt_settings
 from tests.conftest import VaultEndpoint
 from tests.e2e.test_dev_stack import payloads_in

@@ -13,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from keyward.codecserver.jwt_auth import AuthError, JwtVerifier
-from keyward.devstack.processes import free_port
+from keyward_devstack.processes import free_port
 from tests.codecserver.conftest import JwksServer, SigningKey, jwt_settings
 
 

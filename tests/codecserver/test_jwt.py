@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from keyward.codecserver.jwt_auth import JwksCache, JwtVerifier
-from keyward.devstack.processes import free_port
+from keyward_devstack.processes import free_port
 from tests.codecserver.conftest import (
     AUDIENCE,
     ISSUER,

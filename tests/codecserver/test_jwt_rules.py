@@ -27,7 +27,7 @@ from keyward.codecserver.jwt_auth import (
     _bearer_token,
     _parse_jwks,
 )
-from keyward.devstack.processes import free_port
+from keyward_devstack.processes import free_port
 from tests.codecserver.conftest import ISSUER, JwksServer, SigningKey, jwt_settings
 
 READ = ["default:read"]

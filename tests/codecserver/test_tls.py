@@ -13,7 +13,7 @@ import pytest
 
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.runner import RunningCodecServer, start_codec_server
-from keyward.devstack.processes import free_port
+from keyward_devstack.processes import free_port
 from tests.codecserver.conftest import open_settings
 from tests.support import assert_eventually
 from tests.tls_material import CertificateAuthority, IssuedCertificate, write_pair

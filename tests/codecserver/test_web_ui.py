@@ -28,8 +28,8 @@ from temporalio.client import Client
 from activities.transit_keys import ReadKeyInput
 from keyward.codec.converter import build_data_converter
 from keyward.config import DEFAULT_TASK_QUEUE, Settings
-from keyward.devstack.processes import free_port
 from keyward.secrets import Secret
+from keyward_devstack.processes import free_port
 from tests.e2e.test_dev_stack import DevWorker
 from tests.support import kill_processes_mentioning
 from workflows.inspect_key import InspectTransitKey

@@ -75,7 +75,7 @@ class DevVaultProcess:
         command = [
             sys.executable,
             "-m",
-            "keyward.devstack.transit_server",
+            "keyward_devstack.transit_server",
             "--port",
             str(self.port),
             "--data-dir",

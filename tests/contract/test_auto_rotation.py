@@ -12,8 +12,8 @@ from pathlib import Path
 
 from aiohttp.test_utils import TestClient, TestServer
 
-from keyward.devstack.vaultdev.app import build_app
-from keyward.devstack.vaultdev.config import DevVaultConfig
+from keyward_devstack.vaultdev.app import build_app
+from keyward_devstack.vaultdev.config import DevVaultConfig
 
 
 class FakeClock:

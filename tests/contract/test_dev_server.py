@@ -180,7 +180,7 @@ def test_tls_needs_both_certificate_and_key(dev_vault: DevVaultProcess, tmp_path
         [
             sys.executable,
             "-m",
-            "keyward.devstack.transit_server",
+            "keyward_devstack.transit_server",
             "--port",
             str(free_port()),
             "--data-dir",

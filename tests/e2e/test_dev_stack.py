@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from keyward.devstack.processes import free_port, port_is_open
+from keyward_devstack.processes import free_port, port_is_open
 from tests.conftest import VaultEndpoint
 from tests.e2e.devstack import ROOT, DevWorker, payloads_in
 

@@ -28,14 +28,14 @@ from keyward.codec.converter import CodecBundle, build_data_converter
 from keyward.codec.transit_codec import PayloadDecryptionError
 from keyward.codec.usage import UsageCounters
 from keyward.config import CodecSettings, RotationSettings, Settings, TemporalSettings
-from keyward.devstack.processes import free_port
-from keyward.devstack.vault_dev import DevVault, ensure_transit
 from keyward.policy.cadence import Cadence
 from keyward.rotation.inputs import ledger_input, rotate_input
 from keyward.rotation.reporter import UsageReporter
 from keyward.rotation.schedules import build_schedule
 from keyward.secrets import Secret
 from keyward.vault.client import build_hvac_client, connect_vault
+from keyward_devstack.processes import free_port
+from keyward_devstack.vault_dev import DevVault, ensure_transit
 from tests.conftest import VaultEndpoint
 from tests.support import assert_eventually
 from worker import ACTIVITY_THREADS

@@ -16,7 +16,7 @@ from collections.abc import Iterator
 import hvac
 import pytest
 
-from keyward.devstack.temporal_dev import temporal_cli_path
+from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.e2e.devstack import ROOT, DevWorker
 from tests.support import wait_until
 

@@ -15,10 +15,10 @@ import pytest
 from temporalio.service import TLSConfig
 from temporalio.testing import WorkflowEnvironment
 
-from keyward.devstack.mtls_gateway import GatewayConfig, MtlsGateway
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import install_pair
 from keyward.pki.types import CertificateSpec, IssuedCertificate
+from keyward_devstack.mtls_gateway import GatewayConfig, MtlsGateway
 
 SERVER_SPEC = CertificateSpec(name="gateway", common_name="localhost", dns_names=("localhost",),
                               ip_addresses=("127.0.0.1",), usage="server")

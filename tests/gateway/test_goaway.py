@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from keyward.devstack.mtls_gateway import _GOAWAY, _ServerFrames
+from keyward_devstack.mtls_gateway import _GOAWAY, _ServerFrames
 
 
 class Sink:

@@ -11,8 +11,8 @@ import pytest
 from structlog.testing import capture_logs
 from temporalio.client import Client
 
-from keyward.devstack.mtls_gateway import MtlsGateway
 from keyward.pki.types import IssuedCertificate
+from keyward_devstack.mtls_gateway import MtlsGateway
 from tests.gateway.conftest import GatewayPki
 from tests.support import assert_eventually
 

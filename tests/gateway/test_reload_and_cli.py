@@ -13,10 +13,10 @@ from cryptography import x509
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from keyward.devstack.mtls_gateway import MtlsGateway
-from keyward.devstack.processes import free_port
 from keyward.pki.install import install_pair
 from keyward.pki.types import IssuedCertificate
+from keyward_devstack.mtls_gateway import MtlsGateway
+from keyward_devstack.processes import free_port
 from tests.gateway.conftest import SERVER_SPEC, GatewayPki, gateway_config
 from tests.support import assert_eventually, wait_until
 
@@ -79,11 +79,11 @@ async def test_new_server_pair_is_served_and_a_broken_one_refused(
 
 async def test_standalone_gateway_serves_and_stops_cleanly_on_sigterm(
         gateway_pki: GatewayPki, temporal_env: WorkflowEnvironment) -> None:
-    """``python -m keyward.devstack.mtls_gateway`` proxies for a Temporal client and
+    """``python -m keyward_devstack.mtls_gateway`` proxies for a Temporal client and
     exits 0 on SIGTERM."""
     port = free_port()
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "keyward.devstack.mtls_gateway", "--listen-port", str(port),
+        sys.executable, "-m", "keyward_devstack.mtls_gateway", "--listen-port", str(port),
         "--upstream", temporal_env.client.service_client.config.target_host,
         "--cert", str(gateway_pki.server_dir / "tls.crt"),
         "--key", str(gateway_pki.server_dir / "tls.key"),

@@ -11,7 +11,7 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
 
 from bench.ping_workflow import PingInput, PingOutput, PingWorkflow
-from keyward.devstack.mtls_gateway import MtlsGateway
+from keyward_devstack.mtls_gateway import MtlsGateway
 from tests.gateway.conftest import GatewayPki, gateway_config
 
 

@@ -21,8 +21,8 @@ from keyward.codec.transit_codec import (
     VaultTransitCodec,
 )
 from keyward.config import CodecSettings, Settings
-from keyward.devstack.processes import free_port
 from keyward.vault.transit_async import AsyncTransit
+from keyward_devstack.processes import free_port
 from tests.conftest import VaultEndpoint
 
 MODES = ["direct", "envelope"]

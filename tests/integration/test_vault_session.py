@@ -16,13 +16,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from cryptography.x509.oid import NameOID
 
-from keyward.devstack.processes import ManagedProcess, free_port
-from keyward.devstack.vault_dev import vault_health
 from keyward.errors import StartupError
 from keyward.secrets import Secret
 from keyward.vault.auth import AppRoleAuth, KubernetesAuth, TokenAuth
 from keyward.vault.client import VaultSession, connect_vault
 from keyward.vault.errors import VaultForbidden
+from keyward_devstack.processes import ManagedProcess, free_port
+from keyward_devstack.vault_dev import vault_health
 from tests.conftest import VaultEndpoint
 from tests.support import wait_until
 from tests.tls_material import make_server_tls
@@ -197,7 +197,7 @@ def test_tls_vault_with_ca_cert(tmp_path: Path, vault: VaultEndpoint) -> None:
     port = free_port()
     token = "hvs.tlstesttoken" + uuid.uuid4().hex
     process = ManagedProcess("tls vault", [
-        sys.executable, "-m", "keyward.devstack.transit_server", "--port", str(port),
+        sys.executable, "-m", "keyward_devstack.transit_server", "--port", str(port),
         "--data-dir", str(tmp_path / "data"), "--root-token", token,
         "--tls-cert", str(tls.cert), "--tls-key", str(tls.key)], tmp_path / "vault.log")
     process.start()

@@ -39,7 +39,6 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.certificates import CertificateActivities, CertificateRef
 from keyward.config import CertificateSettings, Settings
-from keyward.devstack.processes import free_port
 from keyward.issuers.azure_keyvault import (
     AzureKeyVaultIssuer,
     import_to_key_vault,
@@ -49,6 +48,7 @@ from keyward.issuers.base import IssuerError
 from keyward.issuers.factory import build_issuer
 from keyward.pki.ca import CertificateAuthority, CertificateAuthorityError
 from keyward.pki.types import CertificateSpec, IssuedCertificate
+from keyward_devstack.processes import free_port
 from tests.emulators.azure_keyvault import KeyVaultEmulator, RunningVault, serve
 from tests.tls_material import ServerTLS, make_server_tls
 

@@ -14,10 +14,10 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from keyward.devstack.processes import free_port
 from keyward.issuers.base import IssuerError
 from keyward.issuers.cert_manager import CertManagerIssuer, go_duration
 from keyward.pki.types import CertificateSpec
+from keyward_devstack.processes import free_port
 from tests.emulators.kube_api import FakeKubeApi, RunningKubeApi, api_client_for, serve
 
 NAMESPACE = "temporal-workers"

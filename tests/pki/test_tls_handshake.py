@@ -16,13 +16,13 @@ import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from keyward.devstack.temporal_dev import temporal_cli_path
 from keyward.errors import StartupError
 from keyward.pki.bootstrap import BootstrapResult, bootstrap_local_pki
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import install_pair
 from keyward.pki.types import CertificateSpec
 from keyward.pki.validate import summarize
+from keyward_devstack.temporal_dev import temporal_cli_path
 
 HANDSHAKE_TIMEOUT = 10.0
 

@@ -10,9 +10,9 @@ from typing import Any
 import kubernetes.client
 import pytest
 
-from keyward.devstack.processes import free_port
 from keyward.pki.k8s_secret import TlsSecretError, install_tls_secret, read_tls_secret
 from keyward.pki.types import IssuedCertificate
+from keyward_devstack.processes import free_port
 from tests.emulators.kube_api import FakeKubeApi, RunningKubeApi, api_client_for, serve
 
 NS = "temporal-workers"

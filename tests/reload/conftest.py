@@ -17,10 +17,10 @@ from temporalio.testing import WorkflowEnvironment
 
 from bench.ping_workflow import PingInput, PingOutput, PingWorkflow
 from keyward.connect.reload import ClientTLSFiles
-from keyward.devstack.mtls_gateway import GatewayConfig, MtlsGateway
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import install_pair
 from keyward.pki.types import CertificateSpec, IssuedCertificate
+from keyward_devstack.mtls_gateway import GatewayConfig, MtlsGateway
 
 SERVER_SPEC = CertificateSpec(name="gateway", common_name="localhost", dns_names=("localhost",),
                               ip_addresses=("127.0.0.1",), usage="server")

@@ -27,8 +27,8 @@ from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
 from keyward.config import Settings, TemporalSettings
-from keyward.devstack.temporal_dev import temporal_cli_path
 from keyward.vault.client import connect_vault
+from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.conftest import VaultEndpoint
 from worker import ACTIVITY_THREADS, build_worker
 

@@ -17,10 +17,10 @@ from pathlib import Path
 import hvac
 import pytest
 
-from keyward.devstack.processes import ManagedProcess, free_port
-from keyward.devstack.vault_dev import DevVault, read_or_create_token
-from keyward.devstack.vaultdev.config import ROOT_TOKEN_ENV
 from keyward.secrets import Secret
+from keyward_devstack.processes import ManagedProcess, free_port
+from keyward_devstack.vault_dev import DevVault, read_or_create_token
+from keyward_devstack.vaultdev.config import ROOT_TOKEN_ENV
 
 pytestmark = pytest.mark.skipif(not Path("/proc/self/cmdline").exists(), reason="needs /proc")
 
@@ -70,7 +70,7 @@ def run_server(tmp_path: Path, *args: str, env: dict[str, str] | None = None
                ) -> subprocess.CompletedProcess[str]:
     """The dev server's command line, stopped right after start (it fails before it listens)."""
     return subprocess.run(
-        [sys.executable, "-m", "keyward.devstack.transit_server", "--port", str(free_port()),
+        [sys.executable, "-m", "keyward_devstack.transit_server", "--port", str(free_port()),
          "--data-dir", str(tmp_path / "data"), *args],
         capture_output=True, text=True, timeout=30, check=False,
         env={**os.environ, **(env or {})})
@@ -101,7 +101,7 @@ async def test_token_from_file_or_environment_is_used_and_not_printed(
     root token, and its banner names where it came from instead of printing it."""
     token = "hvs.devfromsource00000000000000000"
     port = free_port()
-    args = [sys.executable, "-m", "keyward.devstack.transit_server", "--port", str(port),
+    args = [sys.executable, "-m", "keyward_devstack.transit_server", "--port", str(port),
             "--data-dir", str(tmp_path / "data")]
     env = dict(os.environ)
     if source == "file":

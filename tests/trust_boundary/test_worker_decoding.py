@@ -20,8 +20,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from keyward.codec.converter import encrypting_converter
 from keyward.config import CodecSettings, Settings, TemporalSettings, VaultSettings
-from keyward.devstack.temporal_dev import temporal_cli_path
 from keyward.vault.client import connect_vault
+from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.conftest import VaultEndpoint
 from tests.trust_boundary.vault_recorder import recording_vault
 from worker import ACTIVITY_THREADS, build_worker

@@ -19,7 +19,7 @@ from typing import Any, TypeVar
 import aiohttp
 from aiohttp import web
 
-from keyward.devstack.processes import free_port
+from keyward_devstack.processes import free_port
 
 T = TypeVar("T")
 _HOP_BY_HOP = {"host", "content-length", "transfer-encoding", "connection"}

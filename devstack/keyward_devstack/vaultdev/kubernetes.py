@@ -27,25 +27,25 @@ from cryptography import x509
 from cryptography.hazmat.primitives.asymmetric import ec, ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.errors import (
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.errors import (
     bad_request,
     coded,
     internal_error,
     not_found,
     permission_denied,
 )
-from keyward.devstack.vaultdev.leases import parse_token_settings, token_settings_view
-from keyward.devstack.vaultdev.protocol import Call, Operation, Reply
-from keyward.devstack.vaultdev.routing import NAME, Route, dispatch
-from keyward.devstack.vaultdev.state import (
+from keyward_devstack.vaultdev.leases import parse_token_settings, token_settings_view
+from keyward_devstack.vaultdev.protocol import Call, Operation, Reply
+from keyward_devstack.vaultdev.routing import NAME, Route, dispatch
+from keyward_devstack.vaultdev.state import (
     AuthMount,
     KubernetesConfig,
     KubernetesRole,
     Store,
     TokenSettings,
 )
-from keyward.devstack.vaultdev.tokens import TokenStore
+from keyward_devstack.vaultdev.tokens import TokenStore
 
 #: The signing algorithms Kubernetes may use for service-account tokens.
 ALGORITHMS = ["RS256", "RS384", "RS512", "ES256", "ES384", "ES512", "PS256", "PS384", "PS512"]

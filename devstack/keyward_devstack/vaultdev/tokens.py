@@ -20,17 +20,17 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.errors import (
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.errors import (
     bad_request,
     coded,
     invalid_token,
     permission_denied,
 )
-from keyward.devstack.vaultdev.leases import calculate_ttl, sanitize_policies
-from keyward.devstack.vaultdev.protocol import Call, Caller, Operation, Reply
-from keyward.devstack.vaultdev.routing import Handler, Route, dispatch
-from keyward.devstack.vaultdev.state import (
+from keyward_devstack.vaultdev.leases import calculate_ttl, sanitize_policies
+from keyward_devstack.vaultdev.protocol import Call, Caller, Operation, Reply
+from keyward_devstack.vaultdev.routing import Handler, Route, dispatch
+from keyward_devstack.vaultdev.state import (
     Store,
     TokenEntry,
     TokenSettings,

@@ -2,7 +2,7 @@
 
 ``start`` binds the listener and returns once it accepts connections, so a
 caller can use :attr:`RunningDevVault.url` straight away. ``main`` is the
-command line behind ``python -m keyward.devstack.transit_server``: it prints
+command line behind ``python -m keyward_devstack.transit_server``: it prints
 one line with the address and root token (only named, when it came from
 ``--root-token-file`` or ``$KEYWARD_DEV_VAULT_ROOT_TOKEN``: a token on the command
 line is readable by every local user in ``/proc/<pid>/cmdline``), stops cleanly on SIGTERM or SIGINT
@@ -24,10 +24,10 @@ from pathlib import Path
 
 from aiohttp import web
 
-from keyward.devstack.vaultdev.app import build_app
-from keyward.devstack.vaultdev.config import ROOT_TOKEN_ENV, DevVaultConfig
-from keyward.devstack.vaultdev.listverb import listen
-from keyward.devstack.vaultdev.state import StateError, load_or_create_root_token
+from keyward_devstack.vaultdev.app import build_app
+from keyward_devstack.vaultdev.config import ROOT_TOKEN_ENV, DevVaultConfig
+from keyward_devstack.vaultdev.listverb import listen
+from keyward_devstack.vaultdev.state import StateError, load_or_create_root_token
 
 __all__ = ["DevVaultConfig", "RunningDevVault", "main", "start"]
 
@@ -66,7 +66,7 @@ async def start(config: DevVaultConfig, *, access_log: bool = False) -> RunningD
     runner = web.AppRunner(
         app,
         handle_signals=False,
-        access_log=logging.getLogger("keyward.devstack.vaultdev.access") if access_log else None,
+        access_log=logging.getLogger("keyward_devstack.vaultdev.access") if access_log else None,
         access_log_format=ACCESS_LOG_FORMAT,
     )
     await runner.setup()
@@ -90,7 +90,7 @@ def _tls_context(config: DevVaultConfig) -> ssl.SSLContext | None:
 
 def _arguments(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
-        prog="python -m keyward.devstack.transit_server",
+        prog="python -m keyward_devstack.transit_server",
         description="Run the keyward development Vault (transit, token, AppRole, Kubernetes).",
     )
     parser.add_argument("--data-dir", type=Path, required=True, help="where state is kept")

@@ -30,8 +30,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.batch import (
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.batch import (
     Item,
     Result,
     batch_reply,
@@ -44,15 +44,15 @@ from keyward.devstack.vaultdev.batch import (
     single_ciphertext,
     single_failure,
 )
-from keyward.devstack.vaultdev.crypto import b64decode_go
-from keyward.devstack.vaultdev.errors import (
+from keyward_devstack.vaultdev.crypto import b64decode_go
+from keyward_devstack.vaultdev.errors import (
     InternalError,
     UserError,
     bad_request,
     internal_error,
     not_found,
 )
-from keyward.devstack.vaultdev.keyring import (
+from keyward_devstack.vaultdev.keyring import (
     MIN_AUTO_ROTATE_PERIOD,
     check_key_type,
     encrypt_value,
@@ -60,9 +60,9 @@ from keyward.devstack.vaultdev.keyring import (
     new_key,
     rotate_key,
 )
-from keyward.devstack.vaultdev.protocol import Call, Operation, Reply
-from keyward.devstack.vaultdev.routing import NAME, Route, dispatch
-from keyward.devstack.vaultdev.state import SecretsMount, Store, TransitKey
+from keyward_devstack.vaultdev.protocol import Call, Operation, Reply
+from keyward_devstack.vaultdev.routing import NAME, Route, dispatch
+from keyward_devstack.vaultdev.state import SecretsMount, Store, TransitKey
 
 ERR_NONCE_NOT_ALLOWED = "provided nonce not allowed for this key"
 ERR_CONTEXT_MIXED = "context should be set either in all the request blocks or in none"

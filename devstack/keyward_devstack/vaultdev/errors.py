@@ -19,8 +19,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 
-class VaultError(Exception):
-    """A failed request: the HTTP status and the ``errors`` list Vault sends."""
+class VaultApiError(Exception):
+    """A failed request: the HTTP status and the ``errors`` list Vault sends.
+
+    The dev server's own answer to a client, raised inside its handlers; not keyward's
+    client-side :class:`keyward.vault.errors.VaultError` (what keyward raises when a Vault
+    answers like this).
+    """
 
     def __init__(self, status: int, errors: Sequence[str]) -> None:
         super().__init__(f"HTTP {status}: {list(errors)}")
@@ -55,46 +60,46 @@ def multierror(*causes: str) -> str:
     return f"{head}{points}\n\n"
 
 
-def bad_request(message: str) -> VaultError:
+def bad_request(message: str) -> VaultApiError:
     """A backend rejecting the input with its own message (HTTP 400)."""
-    return VaultError(400, [message])
+    return VaultApiError(400, [message])
 
 
-def internal_error(message: str) -> VaultError:
+def internal_error(message: str) -> VaultApiError:
     """A backend failure the core wraps before answering (HTTP 500)."""
-    return VaultError(500, [multierror(message)])
+    return VaultApiError(500, [multierror(message)])
 
 
-def not_found() -> VaultError:
+def not_found() -> VaultApiError:
     """A read of something absent: Vault answers 404 with an empty list."""
-    return VaultError(404, [])
+    return VaultApiError(404, [])
 
 
-def unsupported_path() -> VaultError:
+def unsupported_path() -> VaultApiError:
     """A path inside a mount that the mounted backend does not serve."""
-    return VaultError(404, [multierror("unsupported path")])
+    return VaultApiError(404, [multierror("unsupported path")])
 
 
-def unsupported_operation() -> VaultError:
+def unsupported_operation() -> VaultApiError:
     """A path that exists but not for this HTTP method."""
-    return VaultError(405, [multierror("unsupported operation")])
+    return VaultApiError(405, [multierror("unsupported operation")])
 
 
-def no_route(path: str) -> VaultError:
+def no_route(path: str) -> VaultApiError:
     """A path under no mount at all."""
-    return VaultError(404, [f'no handler for route "{path}". route entry not found.'])
+    return VaultApiError(404, [f'no handler for route "{path}". route entry not found.'])
 
 
-def permission_denied() -> VaultError:
+def permission_denied() -> VaultApiError:
     """No token, or a login that failed verification."""
-    return VaultError(403, ["permission denied"])
+    return VaultApiError(403, ["permission denied"])
 
 
-def invalid_token() -> VaultError:
+def invalid_token() -> VaultApiError:
     """A token Vault does not know: unknown, revoked or expired."""
-    return VaultError(403, [multierror("permission denied", "invalid token")])
+    return VaultApiError(403, [multierror("permission denied", "invalid token")])
 
 
-def coded(status: int, message: str) -> VaultError:
+def coded(status: int, message: str) -> VaultApiError:
     """A backend answering with an explicit status (Vault's ``logical.CodedError``)."""
-    return VaultError(status, [message])
+    return VaultApiError(status, [message])

@@ -21,7 +21,6 @@ from datetime import datetime, timedelta
 from pathlib import Path
 
 from keyward.config import CertificateSettings, Settings, TemporalSettings
-from keyward.devstack.mtls_gateway import GatewayConfig, GatewayError, MtlsGateway
 from keyward.errors import StartupError
 from keyward.log import get_logger
 from keyward.pki.bootstrap import (
@@ -35,6 +34,7 @@ from keyward.pki.bootstrap import (
 from keyward.pki.ca import CertificateAuthority, utc
 from keyward.pki.install import read_installed
 from keyward.pki.validate import CertificateValidationError, validate_pair
+from keyward_devstack.mtls_gateway import GatewayConfig, GatewayError, MtlsGateway
 
 #: The ``[certificates.<name>]`` entry the stack adds for the worker's own client certificate.
 DEV_CLIENT_CERTIFICATE = "keyward-worker"
@@ -44,7 +44,7 @@ SERVER_NAME = "localhost"
 #: The gateway's server certificate is replaced at start when it has less than this left.
 SERVER_MIN_REMAINING = timedelta(days=30)
 
-_log = get_logger("keyward.devstack.mtls")
+_log = get_logger("keyward_devstack.mtls")
 
 
 @dataclass(frozen=True)

@@ -44,12 +44,12 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.durations import format_go
-from keyward.devstack.vaultdev.errors import bad_request, internal_error, not_found
-from keyward.devstack.vaultdev.protocol import Call, Operation, Reply
-from keyward.devstack.vaultdev.routing import NAME, Route, dispatch
-from keyward.devstack.vaultdev.state import SecretsMount, Store, write_private
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.durations import format_go
+from keyward_devstack.vaultdev.errors import bad_request, internal_error, not_found
+from keyward_devstack.vaultdev.protocol import Call, Operation, Reply
+from keyward_devstack.vaultdev.routing import NAME, Route, dispatch
+from keyward_devstack.vaultdev.state import SecretsMount, Store, write_private
 
 #: Vault's default (and maximum) lease TTL when neither the role nor the mount sets one.
 SYSTEM_MAX_TTL = 768 * 3600

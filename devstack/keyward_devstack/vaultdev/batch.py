@@ -12,17 +12,17 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.crypto import b64decode_go
-from keyward.devstack.vaultdev.errors import (
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.crypto import b64decode_go
+from keyward_devstack.vaultdev.errors import (
     InternalError,
     UserError,
     bad_request,
     internal_error,
 )
-from keyward.devstack.vaultdev.keyring import decrypt_value, encrypt_value
-from keyward.devstack.vaultdev.protocol import Reply
-from keyward.devstack.vaultdev.state import TransitKey
+from keyward_devstack.vaultdev.keyring import decrypt_value, encrypt_value
+from keyward_devstack.vaultdev.protocol import Reply
+from keyward_devstack.vaultdev.state import TransitKey
 
 
 @dataclass

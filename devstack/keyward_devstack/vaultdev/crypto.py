@@ -20,7 +20,7 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM, ChaCha20Poly1305
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-from keyward.devstack.vaultdev.errors import UserError
+from keyward_devstack.vaultdev.errors import UserError
 
 #: Key types this server implements, with their key length in bytes.
 KEY_SIZES: dict[str, int] = {

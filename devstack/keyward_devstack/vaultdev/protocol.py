@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from keyward.devstack.vaultdev.state import TokenEntry
+from keyward_devstack.vaultdev.state import TokenEntry
 
 
 class Operation(enum.Enum):

@@ -24,28 +24,28 @@ from typing import Any
 
 from aiohttp import web
 
-from keyward.devstack.vaultdev.approle import AppRoleBackend
-from keyward.devstack.vaultdev.config import DevVaultConfig
-from keyward.devstack.vaultdev.errors import (
+from keyward_devstack.vaultdev.approle import AppRoleBackend
+from keyward_devstack.vaultdev.config import DevVaultConfig
+from keyward_devstack.vaultdev.errors import (
     InternalError,
     UserError,
-    VaultError,
+    VaultApiError,
     bad_request,
     internal_error,
     no_route,
     not_found,
     unsupported_operation,
 )
-from keyward.devstack.vaultdev.keyring import rotate_due_keys
-from keyward.devstack.vaultdev.kubernetes import KubernetesBackend
-from keyward.devstack.vaultdev.pki import BodyReply, PkiBackend
-from keyward.devstack.vaultdev.protocol import Call, Caller, Operation, Reply
-from keyward.devstack.vaultdev.state import Store
-from keyward.devstack.vaultdev.system import UNAUTHENTICATED, SystemBackend
-from keyward.devstack.vaultdev.tokens import TokenBackend, TokenStore
-from keyward.devstack.vaultdev.transit import TransitBackend
+from keyward_devstack.vaultdev.keyring import rotate_due_keys
+from keyward_devstack.vaultdev.kubernetes import KubernetesBackend
+from keyward_devstack.vaultdev.pki import BodyReply, PkiBackend
+from keyward_devstack.vaultdev.protocol import Call, Caller, Operation, Reply
+from keyward_devstack.vaultdev.state import Store
+from keyward_devstack.vaultdev.system import UNAUTHENTICATED, SystemBackend
+from keyward_devstack.vaultdev.tokens import TokenBackend, TokenStore
+from keyward_devstack.vaultdev.transit import TransitBackend
 
-_LOG = logging.getLogger("keyward.devstack.vaultdev")
+_LOG = logging.getLogger("keyward_devstack.vaultdev")
 
 #: Vault's default limit on a request body.
 MAX_REQUEST_BYTES = 32 * 1024 * 1024
@@ -68,7 +68,7 @@ class DevVault:
             reply, mount_type = self.serve(
                 request.method, request.path, request.query, body, request.headers
             )
-        except VaultError as exc:
+        except VaultApiError as exc:
             return json_response(exc.status, exc.body())
         except UserError as exc:
             return json_response(400, bad_request(exc.message).body())
@@ -220,7 +220,7 @@ def _operation(method: str, query: Mapping[str, str]) -> Operation:
         return operations[method]
     if method == "PATCH":
         raise unsupported_operation()
-    raise VaultError(405, [])
+    raise VaultApiError(405, [])
 
 
 def _parse_body(body: bytes) -> dict[str, Any]:

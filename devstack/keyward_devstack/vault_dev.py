@@ -15,10 +15,10 @@ from pathlib import Path
 import hvac
 import requests
 
-from keyward.devstack.processes import ManagedProcess, port_is_open
 from keyward.errors import StartupError
 from keyward.secrets import Secret
 from keyward.vault.errors import VaultError, vault_errors
+from keyward_devstack.processes import ManagedProcess, port_is_open
 
 
 def read_or_create_token(path: Path) -> Secret:
@@ -80,7 +80,7 @@ class DevVault:
         if vault:
             # Real Vault keeps dev-mode state in memory only; keys do not survive a restart.
             return [vault, "server", "-dev", f"-dev-listen-address={self.host}:{self.port}"]
-        return [sys.executable, "-m", "keyward.devstack.transit_server", "--host", self.host,
+        return [sys.executable, "-m", "keyward_devstack.transit_server", "--host", self.host,
                 "--port", str(self.port), "--data-dir", str(self.state_dir / "vault"),
                 "--root-token-file", str(self.token_path)]
 

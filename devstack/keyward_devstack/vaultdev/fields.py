@@ -11,14 +11,14 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from keyward.devstack.vaultdev.durations import DurationError, parse_seconds
-from keyward.devstack.vaultdev.errors import VaultError, bad_request
+from keyward_devstack.vaultdev.durations import DurationError, parse_seconds
+from keyward_devstack.vaultdev.errors import VaultApiError, bad_request
 
 _TRUE = frozenset({"1", "t", "T", "TRUE", "true", "True"})
 _FALSE = frozenset({"0", "f", "F", "FALSE", "false", "False"})
 
 
-def _conversion_error(key: str, raw: object, reason: str) -> VaultError:
+def _conversion_error(key: str, raw: object, reason: str) -> VaultApiError:
     return bad_request(
         f'Field validation failed: error converting input {raw!r} for field "{key}": {reason}'
     )

@@ -39,7 +39,7 @@ only accepted connections log subject and serial.
 
 Run standalone::
 
-    python -m keyward.devstack.mtls_gateway --listen-port 7243 \\
+    python -m keyward_devstack.mtls_gateway --listen-port 7243 \\
         --upstream 127.0.0.1:7233 --cert server/tls.crt --key server/tls.key \\
         --client-ca ca.crt [--max-connection-age 300]
 """
@@ -70,7 +70,7 @@ HANDSHAKE_TIMEOUT_SECONDS = 10.0
 #: Bytes per read: large enough for gRPC messages in a few reads, small enough to stay fair.
 _CHUNK = 64 * 1024
 
-_log = get_logger("keyward.devstack.mtls_gateway")
+_log = get_logger("keyward_devstack.mtls_gateway")
 
 
 class GatewayError(KeywardError):
@@ -389,7 +389,7 @@ def _parse_upstream(text: str) -> tuple[str, int]:
 
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m keyward.devstack.mtls_gateway",
+        prog="python -m keyward_devstack.mtls_gateway",
         description="mTLS front for a plain-gRPC Temporal dev server.")
     parser.add_argument("--listen-host", default="127.0.0.1")
     parser.add_argument("--listen-port", type=int, required=True)

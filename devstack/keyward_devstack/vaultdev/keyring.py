@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 from typing import Any
 
-from keyward.devstack.vaultdev.crypto import (
+from keyward_devstack.vaultdev.crypto import (
     KEY_SIZES,
     b64decode_go,
     derive_key,
@@ -23,8 +23,8 @@ from keyward.devstack.vaultdev.crypto import (
     split_ciphertext,
     unseal,
 )
-from keyward.devstack.vaultdev.errors import InternalError, UserError, bad_request
-from keyward.devstack.vaultdev.state import KeyVersion, State, TransitKey
+from keyward_devstack.vaultdev.errors import InternalError, UserError, bad_request
+from keyward_devstack.vaultdev.state import KeyVersion, State, TransitKey
 
 ERR_TOO_OLD = "ciphertext or signature version is disallowed by policy (too old)"
 ERR_MISSING_CONTEXT = (

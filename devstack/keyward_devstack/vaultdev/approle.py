@@ -15,19 +15,19 @@ import uuid
 from collections.abc import Mapping
 from typing import Any
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.errors import bad_request, not_found
-from keyward.devstack.vaultdev.leases import parse_token_settings, token_settings_view
-from keyward.devstack.vaultdev.protocol import Call, Operation, Reply
-from keyward.devstack.vaultdev.routing import NAME, Route, dispatch
-from keyward.devstack.vaultdev.state import (
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.errors import bad_request, not_found
+from keyward_devstack.vaultdev.leases import parse_token_settings, token_settings_view
+from keyward_devstack.vaultdev.protocol import Call, Operation, Reply
+from keyward_devstack.vaultdev.routing import NAME, Route, dispatch
+from keyward_devstack.vaultdev.state import (
     AppRoleRole,
     AuthMount,
     SecretID,
     Store,
     token_digest,
 )
-from keyward.devstack.vaultdev.tokens import TokenStore
+from keyward_devstack.vaultdev.tokens import TokenStore
 
 ERR_INVALID_CREDENTIALS = "invalid role or secret ID"
 _ROLE = f"role/(?P<role>{NAME})"

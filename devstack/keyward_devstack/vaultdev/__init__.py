@@ -27,8 +27,8 @@ conventions), ``listverb`` (the LIST method), ``routing``, ``protocol``,
 ``system``.
 """
 
-from keyward.devstack.vaultdev.app import build_app
-from keyward.devstack.vaultdev.config import DevVaultConfig
-from keyward.devstack.vaultdev.server import RunningDevVault, main, start
+from keyward_devstack.vaultdev.app import build_app
+from keyward_devstack.vaultdev.config import DevVaultConfig
+from keyward_devstack.vaultdev.server import RunningDevVault, main, start
 
 __all__ = ["DevVaultConfig", "RunningDevVault", "build_app", "main", "start"]

@@ -20,7 +20,12 @@ from typing import TextIO
 from temporalio.client import Client
 
 from keyward.config import CodecServerSettings, Settings
-from keyward.devstack.mtls import (
+from keyward.log import get_logger
+from keyward.policy.cadence import format_interval
+from keyward.rotation.schedules import apply_certificate_schedule, remove_managed_schedule
+from keyward.secrets import Secret
+from keyward.vault.client import build_hvac_client
+from keyward_devstack.mtls import (
     DEV_CLIENT_CERTIFICATE,
     MANAGED_BY,
     DevPki,
@@ -28,15 +33,10 @@ from keyward.devstack.mtls import (
     settings_behind_gateway,
     start_gateway,
 )
-from keyward.devstack.mtls_gateway import MtlsGateway
-from keyward.devstack.processes import ManagedProcess
-from keyward.devstack.temporal_dev import TemporalDevServer
-from keyward.devstack.vault_dev import DevVault, ensure_transit
-from keyward.log import get_logger
-from keyward.policy.cadence import format_interval
-from keyward.rotation.schedules import apply_certificate_schedule, remove_managed_schedule
-from keyward.secrets import Secret
-from keyward.vault.client import build_hvac_client
+from keyward_devstack.mtls_gateway import MtlsGateway
+from keyward_devstack.processes import ManagedProcess
+from keyward_devstack.temporal_dev import TemporalDevServer
+from keyward_devstack.vault_dev import DevVault, ensure_transit
 from workflows.ids import renewal_schedule_id
 
 
@@ -65,7 +65,7 @@ class LocalStack:
         server without mTLS, a schedule an earlier mTLS run left behind would fail on a
         certificate this run does not know: it goes.
         """
-        log = get_logger("keyward.devstack")
+        log = get_logger("keyward_devstack")
         if self.worker_certificate is not None:
             change = await apply_certificate_schedule(client, self.settings,
                                                       self.worker_certificate,

@@ -12,8 +12,8 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 
-from keyward.devstack.vaultdev.errors import unsupported_operation, unsupported_path
-from keyward.devstack.vaultdev.protocol import Call, Operation, Reply
+from keyward_devstack.vaultdev.errors import unsupported_operation, unsupported_path
+from keyward_devstack.vaultdev.protocol import Call, Operation, Reply
 
 Handler = Callable[[Call, "re.Match[str]"], Reply | None]
 

@@ -12,12 +12,12 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from keyward.devstack.vaultdev import fields
-from keyward.devstack.vaultdev.errors import bad_request
-from keyward.devstack.vaultdev.pki import state_path as pki_state_path
-from keyward.devstack.vaultdev.protocol import Call, Operation, Reply
-from keyward.devstack.vaultdev.routing import Route, dispatch
-from keyward.devstack.vaultdev.state import (
+from keyward_devstack.vaultdev import fields
+from keyward_devstack.vaultdev.errors import bad_request
+from keyward_devstack.vaultdev.pki import state_path as pki_state_path
+from keyward_devstack.vaultdev.protocol import Call, Operation, Reply
+from keyward_devstack.vaultdev.routing import Route, dispatch
+from keyward_devstack.vaultdev.state import (
     AuthMount,
     SecretsMount,
     Store,
