@@ -13,12 +13,18 @@ import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, assert_never
 
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
-from keyward.config import CertificateSettings, Settings
+from keyward.config import (
+    AzureKeyVaultInstall,
+    CertificateSettings,
+    FilesInstall,
+    KubernetesSecretInstall,
+    Settings,
+)
 from keyward.issuers.base import Issuer, IssuerError
 from keyward.metrics import CERTIFICATE_EXPIRY
 from keyward.pki.install import install_pair, read_installed
@@ -179,9 +185,10 @@ class CertificateActivities:
         context = ssl.create_default_context()
         if installed.ca_pem:
             context.load_verify_locations(cadata=installed.ca_pem.decode())
-        if cert.usage in ("client", "both") and cert.directory is not None:
+        if cert.usage in ("client", "both") and isinstance(cert.install, FilesInstall):
             # The installed files themselves: no copy of the key is made anywhere.
-            context.load_cert_chain(cert.directory / "tls.crt", cert.directory / "tls.key")
+            directory = cert.install.directory
+            context.load_cert_chain(directory / "tls.crt", directory / "tls.key")
         try:
             with socket.create_connection((host, int(port)), timeout=10) as raw, \
                     context.wrap_socket(raw, server_hostname=host) as tls:
@@ -199,73 +206,67 @@ class CertificateActivities:
         return f"handshake with {cert.verify_endpoint} succeeded"
 
     def _read(self, cert: CertificateSettings) -> IssuedCertificate | None:
-        if cert.install == "files":
-            assert cert.directory is not None
-            return read_installed(cert.directory)
-        if cert.install == "kubernetes-secret":
-            from kubernetes import client  # noqa: PLC0415
+        match cert.install:
+            case FilesInstall(directory=directory):
+                return read_installed(directory)
+            case KubernetesSecretInstall() as secret:
+                from kubernetes import client  # noqa: PLC0415
 
-            from keyward.pki.k8s_secret import read_tls_secret  # noqa: PLC0415
+                from keyward.pki.k8s_secret import read_tls_secret  # noqa: PLC0415
 
-            assert cert.kubernetes_namespace is not None
-            assert cert.kubernetes_secret is not None
-            return read_tls_secret(client.CoreV1Api(self._kube()), cert.kubernetes_namespace,
-                                   cert.kubernetes_secret)
-        if cert.install == "azure-keyvault":
-            from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
+                return read_tls_secret(client.CoreV1Api(self._kube()),
+                                       secret.kubernetes_namespace, secret.kubernetes_secret)
+            case AzureKeyVaultInstall() as vault:
+                from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
 
-            assert cert.azure_vault_url is not None
-            assert cert.azure_certificate_name is not None
-            reader = AzureKeyVaultIssuer(cert.azure_vault_url, cert.azure_certificate_name,
-                                         mode="self", **self._azure_options)
-            try:
-                return reader.read_installed()
-            except IssuerError as exc:
-                raise ApplicationError(f"reading {cert.azure_certificate_name!r} from Key "
-                                       f"Vault failed: {exc}", type="InspectFailed",
-                                       non_retryable=not exc.retryable) from exc
-        raise ApplicationError(f"reading installed certificates from {cert.install!r} is not "
-                               "supported yet", type="Unsupported", non_retryable=True)
+                reader = AzureKeyVaultIssuer(vault.azure_vault_url, vault.azure_certificate_name,
+                                             mode="self", **self._azure_options)
+                try:
+                    return reader.read_installed()
+                except IssuerError as exc:
+                    raise ApplicationError(f"reading {vault.azure_certificate_name!r} from Key "
+                                           f"Vault failed: {exc}", type="InspectFailed",
+                                           non_retryable=not exc.retryable) from exc
+            case unknown:
+                assert_never(unknown)
 
     def _install(self, name: str, cert: CertificateSettings, issued: IssuedCertificate) -> str:
-        if cert.install == "files":
-            assert cert.directory is not None
-            install_pair(cert.directory, issued)
-            return str(cert.directory)
-        if cert.install == "kubernetes-secret":
-            from kubernetes import client  # noqa: PLC0415
+        match cert.install:
+            case FilesInstall(directory=directory):
+                install_pair(directory, issued)
+                return str(directory)
+            case KubernetesSecretInstall(kubernetes_namespace=namespace,
+                                         kubernetes_secret=secret):
+                from kubernetes import client  # noqa: PLC0415
 
-            from keyward.pki.k8s_secret import TlsSecretError, install_tls_secret  # noqa: PLC0415
+                from keyward.pki.k8s_secret import (  # noqa: PLC0415
+                    TlsSecretError,
+                    install_tls_secret,
+                )
 
-            assert cert.kubernetes_namespace is not None
-            assert cert.kubernetes_secret is not None
-            try:
-                version = install_tls_secret(client.CoreV1Api(self._kube()),
-                                             namespace=cert.kubernetes_namespace,
-                                             name=cert.kubernetes_secret, issued=issued,
-                                             labels={"app.kubernetes.io/managed-by": "keyward"})
-            except TlsSecretError as exc:
-                raise ApplicationError(f"installing {name!r} into Secret "
-                                       f"{cert.kubernetes_namespace}/{cert.kubernetes_secret} "
-                                       f"failed: {exc}", type="InstallFailed",
-                                       non_retryable=not exc.retryable) from exc
-            return f"secret {cert.kubernetes_namespace}/{cert.kubernetes_secret}@{version}"
-        if cert.install == "azure-keyvault":
-            from keyward.issuers.azure_keyvault import import_to_key_vault  # noqa: PLC0415
+                try:
+                    version = install_tls_secret(
+                        client.CoreV1Api(self._kube()), namespace=namespace, name=secret,
+                        issued=issued, labels={"app.kubernetes.io/managed-by": "keyward"})
+                except TlsSecretError as exc:
+                    raise ApplicationError(f"installing {name!r} into Secret "
+                                           f"{namespace}/{secret} failed: {exc}",
+                                           type="InstallFailed",
+                                           non_retryable=not exc.retryable) from exc
+                return f"secret {namespace}/{secret}@{version}"
+            case AzureKeyVaultInstall() as vault:
+                from keyward.issuers.azure_keyvault import import_to_key_vault  # noqa: PLC0415
 
-            assert cert.azure_vault_url is not None
-            assert cert.azure_certificate_name is not None
-            try:
-                version_id = import_to_key_vault(cert.azure_vault_url,
-                                                 cert.azure_certificate_name, issued,
-                                                 **self._azure_options)
-            except IssuerError as exc:
-                raise ApplicationError(f"importing {name!r} into Key Vault failed: {exc}",
-                                       type="InstallFailed",
-                                       non_retryable=not exc.retryable) from exc
-            return version_id
-        raise ApplicationError(f"installing {name!r} to {cert.install!r} is not supported yet",
-                               type="Unsupported", non_retryable=True)
+                try:
+                    return import_to_key_vault(vault.azure_vault_url,
+                                               vault.azure_certificate_name, issued,
+                                               **self._azure_options)
+                except IssuerError as exc:
+                    raise ApplicationError(f"importing {name!r} into Key Vault failed: {exc}",
+                                           type="InstallFailed",
+                                           non_retryable=not exc.retryable) from exc
+            case unknown:
+                assert_never(unknown)
 
 
 def _await_verdict(tls: ssl.SSLSocket) -> None:

@@ -1,9 +1,9 @@
 """A wrapper for secret strings, and a registry the log redactor consults.
 
-Settings hold tokens and passwords as :class:`Secret` so that ``repr``, f-strings
-and structured logs print stars. Every secret value is also registered, so the
-log redaction processor can scrub it even when it reaches a log line as a plain
-string (say, inside an exception message from a library).
+Settings hold tokens and passwords as :class:`Secret` (a pydantic ``SecretStr``) so
+that ``repr``, f-strings and structured logs print stars. Every secret value is also
+registered, so the log redaction processor can scrub it even when it reaches a log
+line as a plain string (say, inside an exception message from a library).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ import base64
 import threading
 from collections import OrderedDict
 from typing import Final
+
+from pydantic import SecretStr
 
 _MASK: Final = "**********"
 # Very short values would match innocent text everywhere; nothing we guard is that short.
@@ -70,29 +72,21 @@ class SecretRegistry:
 REGISTRY: Final = SecretRegistry()
 
 
-class Secret:
-    """A string that prints as stars; call :meth:`reveal` where the value is needed."""
+class Secret(SecretStr):
+    """A string that prints as stars; call :meth:`reveal` where the value is needed.
 
-    __slots__ = ("_value",)
+    pydantic's ``SecretStr`` (so settings validate a plain string into one, and
+    ``get_secret_value``/constant-time ``==`` come with it), plus two things keyward
+    needs: the value is registered for log redaction, and even an empty one prints
+    as stars.
+    """
 
     def __init__(self, value: str) -> None:
-        self._value = value
+        super().__init__(value)
         REGISTRY.add(value)
 
     def reveal(self) -> str:
-        return self._value
+        return self.get_secret_value()
 
-    def __repr__(self) -> str:
-        return f"Secret('{_MASK}')"
-
-    def __str__(self) -> str:
+    def _display(self) -> str:
         return _MASK
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
-
-    def __bool__(self) -> bool:
-        return bool(self._value)

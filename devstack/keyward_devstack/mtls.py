@@ -20,7 +20,13 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from keyward.config import CertificateSettings, Settings, TemporalSettings
+from keyward.config import (
+    CertificateSettings,
+    FilesInstall,
+    LocalCaIssuerSettings,
+    Settings,
+    TemporalSettings,
+)
 from keyward.errors import StartupError
 from keyward.log import get_logger
 from keyward.pki.bootstrap import (
@@ -74,8 +80,9 @@ def client_certificate_settings(pki: DevPki, lifetime: timedelta,
                                 verify_endpoint: str) -> CertificateSettings:
     """The worker certificate as an operator would configure it for the local CA."""
     return CertificateSettings(
-        common_name=DEV_CLIENT_CERTIFICATE, usage="client", issuer="local-ca",
-        install="files", directory=pki.client, ca_cert=pki.ca_cert, ca_key=pki.ca_key,
+        common_name=DEV_CLIENT_CERTIFICATE, usage="client",
+        issuer=LocalCaIssuerSettings(ca_cert=pki.ca_cert, ca_key=pki.ca_key),
+        install=FilesInstall(directory=pki.client),
         lifetime_hours=lifetime.total_seconds() / 3600, verify_endpoint=verify_endpoint)
 
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import Any
+from typing import Any, assert_never
 
-from keyward.config import CertificateSettings
+from keyward.config import (
+    AzureKeyVaultIssuerSettings,
+    CertificateSettings,
+    CertManagerIssuerSettings,
+    LocalCaIssuerSettings,
+    VaultPkiIssuerSettings,
+)
 from keyward.errors import ConfigError
 from keyward.issuers.base import Issuer
 
@@ -18,48 +24,41 @@ def issuer_factory(vault: Any | None) -> Callable[[str, CertificateSettings], Is
 
 
 def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = None) -> Issuer:
-    if cert.issuer == "local-ca":
-        from keyward.issuers.local_ca import LocalCaIssuer  # noqa: PLC0415
+    match cert.issuer:
+        case LocalCaIssuerSettings() as local:
+            from keyward.issuers.local_ca import LocalCaIssuer  # noqa: PLC0415
 
-        if cert.ca_cert is None or cert.ca_key is None:  # the settings check this already
-            raise ConfigError(f"certificates.{name}.ca_cert", "required for the local CA")
-        return LocalCaIssuer.from_files(cert.ca_cert, cert.ca_key)
-    if cert.issuer == "vault-pki":
-        from keyward.issuers.vault_pki import VaultPkiIssuer  # noqa: PLC0415
+            return LocalCaIssuer.from_files(local.ca_cert, local.ca_key)
+        case VaultPkiIssuerSettings() as pki:
+            from keyward.issuers.vault_pki import VaultPkiIssuer  # noqa: PLC0415
 
-        if vault is None:
-            raise ConfigError(f"certificates.{name}.issuer",
-                              "vault-pki needs the worker's Vault connection")
-        if cert.vault_pki_role is None:
-            raise ConfigError(f"certificates.{name}.vault_pki_role", "required")
-        return VaultPkiIssuer(vault, mount=cert.vault_pki_mount, role=cert.vault_pki_role)
-    if cert.issuer == "cert-manager":
-        from keyward.issuers.cert_manager import CertManagerIssuer  # noqa: PLC0415
+            if vault is None:
+                raise ConfigError(f"certificates.{name}.issuer",
+                                  "vault-pki needs the worker's Vault connection")
+            return VaultPkiIssuer(vault, mount=pki.vault_pki_mount, role=pki.vault_pki_role)
+        case CertManagerIssuerSettings() as manager:
+            from keyward.issuers.cert_manager import CertManagerIssuer  # noqa: PLC0415
 
-        if cert.kubernetes_namespace is None or cert.cert_manager_issuer is None:
-            raise ConfigError(f"certificates.{name}.cert_manager_issuer", "required")
-        return CertManagerIssuer(kubernetes_api_client(), namespace=cert.kubernetes_namespace,
-                                 issuer_name=cert.cert_manager_issuer,
-                                 issuer_kind=cert.cert_manager_issuer_kind)
-    if cert.issuer == "azure-keyvault":
-        from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
-        from keyward.pki.ca import CertificateAuthority  # noqa: PLC0415
+            return CertManagerIssuer(kubernetes_api_client(),
+                                     namespace=manager.kubernetes_namespace,
+                                     issuer_name=manager.cert_manager_issuer,
+                                     issuer_kind=manager.cert_manager_issuer_kind)
+        case AzureKeyVaultIssuerSettings() as azure:
+            from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
 
-        if cert.azure_vault_url is None or cert.azure_certificate_name is None:
-            raise ConfigError(f"certificates.{name}.azure_vault_url", "required")
-        if cert.azure_mode == "external-ca":
-            # Key Vault holds the key; keyward's CA signs the CSR it produces.
-            if cert.ca_cert is None or cert.ca_key is None:
-                raise ConfigError(f"certificates.{name}.ca_cert",
-                                  "required with azure_mode = 'external-ca' (the signing CA)")
-            ca = CertificateAuthority.load(cert.ca_cert, cert.ca_key)
-            return AzureKeyVaultIssuer(cert.azure_vault_url, cert.azure_certificate_name,
+            if azure.signing_ca is None:
+                return AzureKeyVaultIssuer(azure.azure_vault_url, azure.azure_certificate_name,
+                                           mode="self")
+            from keyward.pki.ca import CertificateAuthority  # noqa: PLC0415
+
+            # azure_mode = "external-ca": Key Vault holds the key; keyward's CA signs the
+            # CSR it produces.
+            ca = CertificateAuthority.load(*azure.signing_ca)
+            return AzureKeyVaultIssuer(azure.azure_vault_url, azure.azure_certificate_name,
                                        mode="external-ca", sign_csr=ca.sign_csr,
                                        ca_pem=ca.ca_pem)
-        return AzureKeyVaultIssuer(cert.azure_vault_url, cert.azure_certificate_name,
-                                   mode="self")
-    raise ConfigError(f"certificates.{name}.issuer",
-                      f"{cert.issuer!r} is not wired into the worker yet")
+        case unknown:
+            assert_never(unknown)
 
 
 def kubernetes_api_client() -> Any:

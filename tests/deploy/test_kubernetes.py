@@ -33,7 +33,12 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from keyward.config import Settings, load_settings
+from keyward.config import (
+    CertManagerIssuerSettings,
+    KubernetesSecretInstall,
+    Settings,
+    load_settings,
+)
 from keyward.errors import ConfigError
 from keyward.issuers import cert_manager
 
@@ -296,8 +301,10 @@ def test_configmap_settings_load(tree: Rendered, tmp_path: Path) -> None:
     assert settings.metrics.port > 0
     assert settings.logging.format == "json"
     for name, cert in settings.certificates.items():
-        if cert.install == "kubernetes-secret" or cert.issuer == "cert-manager":
-            assert cert.kubernetes_namespace == NAMESPACE, name
+        if isinstance(cert.install, KubernetesSecretInstall):
+            assert cert.install.kubernetes_namespace == NAMESPACE, name
+        if isinstance(cert.issuer, CertManagerIssuerSettings):
+            assert cert.issuer.kubernetes_namespace == NAMESPACE, name
 
 
 def test_a_misspelt_setting_fails_to_load(example: Rendered, tmp_path: Path) -> None:
@@ -486,8 +493,8 @@ def test_rbac_grants_exactly_what_the_code_calls(tree: Rendered, tmp_path: Path)
     assert (cert_manager.GROUP, "certificaterequests",
                                                    "create") in calls
     settings = load_settings(settings_file(tree, tmp_path), env={})
-    secret_names = sorted(c.kubernetes_secret for c in settings.certificates.values()
-                          if c.install == "kubernetes-secret" and c.kubernetes_secret)
+    secret_names = sorted(c.install.kubernetes_secret for c in settings.certificates.values()
+                          if isinstance(c.install, KubernetesSecretInstall))
     assert secret_names, "the example should exercise the kubernetes-secret installer"
     (role,) = tree.all("Role")
     granted: set[tuple[str, str, str]] = set()
@@ -519,9 +526,8 @@ def test_rbac_grants_exactly_what_the_code_calls(tree: Rendered, tmp_path: Path)
 def test_cert_manager_settings_use_a_rendered_issuer(tree: Rendered, tmp_path: Path) -> None:
     settings = load_settings(settings_file(tree, tmp_path), env={})
     for cert in settings.certificates.values():
-        if cert.issuer == "cert-manager":
-            assert cert.cert_manager_issuer is not None
-            tree.one(cert.cert_manager_issuer_kind, cert.cert_manager_issuer)
+        if isinstance(cert.issuer, CertManagerIssuerSettings):
+            tree.one(cert.issuer.cert_manager_issuer_kind, cert.issuer.cert_manager_issuer)
     for certificate in tree.all("Certificate"):
         ref = certificate["spec"]["issuerRef"]
         tree.one(ref["kind"], ref["name"])

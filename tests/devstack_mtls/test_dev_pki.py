@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from keyward.config import Settings
+from keyward.config import FilesInstall, LocalCaIssuerSettings, Settings
 from keyward.pki.install import install_pair, read_installed
 from keyward.pki.validate import summarize, validate_pair
 from keyward_devstack.mtls import (
@@ -102,8 +102,9 @@ def test_settings_point_the_worker_at_the_client_pair_and_add_its_certificate(
     assert settings.temporal.tls_server_ca == pki.ca_cert
     assert settings.temporal.tls_server_name == "localhost"
     cert = settings.certificates[DEV_CLIENT_CERTIFICATE]
-    assert (cert.issuer, cert.install, cert.usage) == ("local-ca", "files", "client")
-    assert cert.directory == pki.client
+    assert cert.issuer == LocalCaIssuerSettings(ca_cert=pki.ca_cert, ca_key=pki.ca_key)
+    assert cert.install == FilesInstall(directory=pki.client)
+    assert cert.usage == "client"
     assert cert.lifetime_hours * 3600 == LIFETIME.total_seconds()
     assert cert.verify_endpoint == "127.0.0.1:7443"
 

@@ -19,7 +19,7 @@ from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
 from activities.certificates import CertificateActivities, CertificateRef
-from keyward.config import CertificateSettings, Settings, load_settings
+from keyward.config import Settings, load_settings
 from keyward.errors import ConfigError
 from keyward.issuers.factory import build_issuer
 from keyward.pki.ca import CertificateAuthority
@@ -138,11 +138,19 @@ def test_an_installed_pair_outside_the_pin_is_reported_for_renewal(
 
 def test_a_missing_trust_anchor_file_is_a_config_error(tmp_path: Path) -> None:
     """A trust_anchor that does not exist is refused at load, naming the setting."""
+    (tmp_path / "keyward.toml").write_text(f"""
+[certificates.x]
+common_name = "x"
+issuer = "vault-pki"
+vault_pki_role = "r"
+install = "files"
+directory = "{tmp_path}"
+trust_anchor = "{tmp_path / 'missing.pem'}"
+""")
     with pytest.raises(ConfigError) as caught:
-        CertificateSettings(common_name="x", issuer="vault-pki", vault_pki_role="r",
-                            install="files", directory=tmp_path,
-                            trust_anchor=tmp_path / "missing.pem")
-    assert caught.value.setting == "trust_anchor"
+        load_settings(tmp_path / "keyward.toml", env={})
+    assert caught.value.setting == "certificates.x.trust_anchor"
+    assert caught.value.problem == f"file not found: {tmp_path / 'missing.pem'}"
 
 
 def test_pinning_the_root_accepts_a_leaf_of_its_intermediate() -> None:

@@ -2,19 +2,49 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
+import subprocess
+import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from keyward.config import CodecSettings, load_settings
+from keyward.config import (
+    AzureKeyVaultInstall,
+    AzureKeyVaultIssuerSettings,
+    CertificateSettings,
+    CertManagerIssuerSettings,
+    CodecServerSettings,
+    CodecSettings,
+    FilesInstall,
+    KubernetesSecretInstall,
+    LocalCaIssuerSettings,
+    Settings,
+    TemporalSettings,
+    VaultPkiIssuerSettings,
+    VaultSettings,
+    _Sources,
+    load_settings,
+)
 from keyward.errors import ConfigError
 from keyward.secrets import Secret
+
+ROOT = Path(__file__).resolve().parents[2]
+TOKEN = "hvs.supersecretvalue1234567890"
 
 
 def write(tmp_path: Path, text: str) -> Path:
     path = tmp_path / "keyward.toml"
     path.write_text(text)
     return path
+
+
+def certificate_table(**values: str) -> str:
+    lines = {"common_name": "w", "ca_cert": "ca.pem", "ca_key": "ca.key",
+             "directory": "certs/w"} | values
+    return "[certificates.w]\n" + "".join(f'{k} = "{v}"\n' for k, v in lines.items() if v)
 
 
 def test_defaults_without_file_or_env() -> None:
@@ -24,6 +54,7 @@ def test_defaults_without_file_or_env() -> None:
     assert settings.codec.mode == "envelope"
     assert settings.temporal.task_queue == "keyward"
     assert settings.source == "defaults"
+    assert settings == Settings()
 
 
 def test_file_values_are_typed(tmp_path: Path) -> None:
@@ -62,10 +93,124 @@ def test_environment_overrides_file(tmp_path: Path) -> None:
     assert settings.devstack.transit_keys == ("default", "payments")
 
 
+def test_keyward_variables_win_over_vault_variables(tmp_path: Path) -> None:
+    """Precedence, highest first: KEYWARD_VAULT__*, then VAULT_*, then the file, then defaults."""
+    path = write(tmp_path, '[vault]\naddress = "https://file:8200"\nnamespace = "file-ns"\n'
+                           "timeout_seconds = 4\n")
+    settings = load_settings(path, env={"VAULT_ADDR": "https://vault-addr:8200",
+                                        "KEYWARD_VAULT__ADDRESS": "https://keyward:8200",
+                                        "VAULT_NAMESPACE": "env-ns"})
+    assert settings.vault.address == "https://keyward:8200"
+    assert settings.vault.namespace == "env-ns"
+    assert settings.vault.timeout_seconds == 4.0
+    assert settings.vault.transit_mount == "transit"
+
+
+def test_each_vault_variable_sets_its_setting(tmp_path: Path) -> None:
+    """VAULT_ADDR, VAULT_TOKEN, VAULT_CACERT and VAULT_NAMESPACE, as the vault CLI reads them."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("not checked here, only that it exists")
+    settings = load_settings(env={"VAULT_ADDR": "https://v:8200", "VAULT_TOKEN": TOKEN,
+                                  "VAULT_CACERT": str(ca), "VAULT_NAMESPACE": "team"})
+    assert settings.vault == VaultSettings(address="https://v:8200", token=Secret(TOKEN),
+                                           ca_cert=ca, namespace="team")
+    assert settings.source == "defaults + $VAULT_ADDR + $VAULT_TOKEN + $VAULT_CACERT" \
+                              " + $VAULT_NAMESPACE"
+
+
+def test_empty_vault_variables_are_not_set() -> None:
+    """An exported but empty VAULT_ADDR is the shell's leftover, not an address."""
+    settings = load_settings(env={"VAULT_ADDR": "", "VAULT_TOKEN": ""})
+    assert settings.vault.address == "http://127.0.0.1:8200"
+    assert settings.vault.token is None
+    assert settings.source == "defaults"
+
+
+@pytest.mark.parametrize(("var", "value", "section", "setting", "expected"), [
+    ("KEYWARD_TEMPORAL__TASK_QUEUE", "q", "temporal", "task_queue", "q"),
+    ("KEYWARD_VAULT__TIMEOUT_SECONDS", "2.5", "vault", "timeout_seconds", 2.5),
+    ("KEYWARD_CODEC__DATAKEY_MAX_USES", "1000", "codec", "datakey_max_uses", 1000),
+    ("KEYWARD_CODEC_SERVER__PORT", "9000", "codec_server", "port", 9000),
+    ("KEYWARD_ROTATION__KEYS", "default=4e7", "rotation", "keys", {"default": 4e7}),
+    ("KEYWARD_DEVSTACK__STATE_DIR", "/srv/state", "devstack", "state_dir", Path("/srv/state")),
+    ("KEYWARD_METRICS__PORT", "9464", "metrics", "port", 9464),
+    ("KEYWARD_LOGGING__FORMAT", "json", "logging", "format", "json"),
+    ("KEYWARD_logging__LEVEL", "debug", "logging", "level", "DEBUG"),
+])
+def test_keyward_variables_reach_every_section(var: str, value: str, section: str,
+                                               setting: str, expected: object) -> None:
+    """KEYWARD_<SECTION>__<SETTING> sets that section's setting, typed; the section and
+    setting part may be in any case."""
+    settings = load_settings(env={var: value})
+    assert getattr(getattr(settings, section), setting) == expected
+    assert settings.source == f"defaults + ${var}"
+
+
+@pytest.mark.parametrize(("value", "expected"), [
+    ("true", True), ("TRUE", True), ("yes", True), ("on", True), ("1", True),
+    ("false", False), ("no", False), ("Off", False), ("0", False)])
+def test_booleans_from_the_environment(value: str, expected: bool) -> None:
+    """true/false, yes/no, on/off and 1/0 (any case) are the words for a boolean."""
+    assert load_settings(env={"KEYWARD_CODEC__COMPRESSION": value}).codec.compression is expected
+
+
+@pytest.mark.parametrize("value", ["maybe", "t", "2", ""])
+def test_other_words_are_not_booleans(value: str) -> None:
+    """Anything else is refused, naming the setting."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"KEYWARD_CODEC__COMPRESSION": value})
+    assert str(caught.value) == f"invalid setting codec.compression: must be true or false " \
+                                f"(got {value!r})"
+
+
+def test_lists_and_tables_from_the_environment() -> None:
+    """Lists are comma-separated (blanks dropped), tables are ns=key pairs; tuples of keys in
+    a table take one key per namespace."""
+    settings = load_settings(env={
+        "KEYWARD_CODEC_SERVER__JWT_AUDIENCE": "a, b,,",
+        "KEYWARD_CODEC__PREVIOUS_KEYS": "legacy=old, other=older",
+        "KEYWARD_ROTATION__NAMESPACES": "payments=",
+    })
+    assert settings.codec_server.jwt_audience == ("a", "b")
+    assert settings.codec.previous_keys == {"legacy": ("old",), "other": ("older",)}
+    assert settings.rotation.namespaces == {"payments": ()}
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"KEYWARD_CODEC__KEYS": "a=k1,b"})
+    assert str(caught.value) == "invalid setting codec.keys: must look like " \
+                                "'namespace=key,...' (got 'b')"
+
+
+def test_an_empty_variable_unsets_an_optional_setting(tmp_path: Path) -> None:
+    """KEYWARD_<SECTION>__<SETTING>= (empty) clears an optional setting the file set."""
+    path = write(tmp_path, '[vault]\nnamespace = "team"\n')
+    assert load_settings(path, env={"KEYWARD_VAULT__NAMESPACE": ""}).vault.namespace is None
+
+
 def test_config_file_from_environment_variable(tmp_path: Path) -> None:
     """$KEYWARD_CONFIG names the file when --config is not given."""
     path = write(tmp_path, '[logging]\nlevel = "debug"\n')
     assert load_settings(env={"KEYWARD_CONFIG": str(path)}).logging.level == "DEBUG"
+
+
+def test_config_argument_wins_over_the_variable(tmp_path: Path) -> None:
+    """--config (the path argument) is read, not $KEYWARD_CONFIG."""
+    chosen = tmp_path / "chosen.toml"
+    chosen.write_text('[logging]\nlevel = "error"\n')
+    other = write(tmp_path, '[logging]\nlevel = "debug"\n')
+    settings = load_settings(chosen, env={"KEYWARD_CONFIG": str(other)})
+    assert settings.logging.level == "ERROR"
+    assert settings.source == str(chosen)
+
+
+def test_keyward_toml_in_the_working_directory(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without --config or $KEYWARD_CONFIG, ./keyward.toml is read if it is there."""
+    monkeypatch.chdir(tmp_path)
+    assert load_settings(env={}).source == "defaults"
+    write(tmp_path, '[temporal]\ntask_queue = "from-cwd"\n')
+    settings = load_settings(env={})
+    assert settings.temporal.task_queue == "from-cwd"
+    assert settings.source == "keyward.toml"
 
 
 @pytest.mark.parametrize(
@@ -95,6 +240,49 @@ def test_bad_values_name_the_setting(tmp_path: Path, text: str, env: dict[str, s
     assert str(caught.value).startswith(f"invalid setting {setting}:")
 
 
+@pytest.mark.parametrize(("text", "env", "message"), [
+    ('[vault]\ntimeout_seconds = "soon"\n', {},
+     "vault.timeout_seconds: must be a number (got 'soon')"),
+    ("", {"KEYWARD_VAULT__TIMEOUT_SECONDS": "soon"},
+     "vault.timeout_seconds: must be a number (got 'soon')"),
+    ('[vault]\ntimeout_seconds = true\n', {}, "vault.timeout_seconds: must be a number (got True)"),
+    ('[vault]\ntimeout_seconds = 0\n', {}, "vault.timeout_seconds: must be greater than 0 (got 0)"),
+    ('[vault]\nauth_method = "ldap"\n', {},
+     "vault.auth_method: must be one of 'token', 'approle', 'kubernetes' (got 'ldap')"),
+    ('[logging]\nlevel = "verbose"\n', {},
+     "logging.level: must be one of 'DEBUG', 'INFO', 'WARNING', 'ERROR' (got 'verbose')"),
+    ('[devstack]\ntemporal_port = 70000\n', {},
+     "devstack.temporal_port: must be a TCP port between 1 and 65535 (got 70000)"),
+    ('[codec]\ndatakey_max_uses = 8589934592\n', {},
+     "codec.datakey_max_uses: must not exceed 2^32 (NIST SP 800-38D bound for one AES-GCM key)"),
+    ('[temporal]\ntls_cert = "c.pem"\n', {}, "temporal.tls_key: tls_cert and tls_key go together"),
+    ('[vault]\nca_cert = 5\n', {}, "vault.ca_cert: must be a file path (got 5)"),
+    ('[codec]\nkeys = { "ns" = "" }\n', {}, "codec.keys.ns: must name a Transit key"),
+    ('[rotation]\nkeys = { "default" = -5 }\n', {},
+     "rotation.keys.default: expected encryptions per day must be greater than 0"),
+    ('vault = 3\n', {}, "vault: must be a [vault] table in {path}"),
+    ('[certificates]\nw = 3\n', {}, "certificates.w: must be a table (got 3)"),
+])
+def test_error_texts(tmp_path: Path, text: str, env: dict[str, str], message: str) -> None:
+    """The one-line texts operators see (README, runbooks): setting, problem, the value."""
+    path = write(tmp_path, text)
+    with pytest.raises(ConfigError) as caught:
+        load_settings(path, env=env)
+    assert str(caught.value) == "invalid setting " + message.format(path=path)
+
+
+def test_a_bad_variable_stops_the_worker_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The real entry script: `keyward: invalid setting …` on stderr, nothing else, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYWARD_", "VAULT_"))}
+    env["KEYWARD_VAULT__TIMEOUT_SECONDS"] = "soon"
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.stderr.splitlines() == [
+        "keyward: invalid setting vault.timeout_seconds: must be a number (got 'soon')"]
+    assert result.returncode == 2
+    assert result.stdout == ""
+
+
 def test_malformed_toml_is_a_config_error(tmp_path: Path) -> None:
     """A file that is not TOML gives a ConfigError naming the file and the position."""
     path = write(tmp_path, "[vault\naddress = \n")
@@ -106,24 +294,108 @@ def test_missing_file_is_a_config_error(tmp_path: Path) -> None:
     """A --config path that does not exist is reported, not silently replaced by defaults."""
     with pytest.raises(ConfigError, match="does not exist"):
         load_settings(tmp_path / "nope.toml", env={})
+    with pytest.raises(ConfigError, match="not a regular file"):
+        load_settings(tmp_path, env={})
+
+
+@pytest.mark.parametrize(("text", "env", "setting", "known"), [
+    ('[vault]\nca_crt = "ca.pem"\n', {}, "vault.ca_crt", "known in [vault]: address, "),
+    ("", {"KEYWARD_VAULT__CA_CRT": "ca.pem"}, "vault.ca_crt", "known in [vault]: address, "),
+    ("", {"KEYWARD_CODEC__KEYS__ORDERS": "k"}, "codec.keys__orders",
+     "known in [codec]: mode, compression, keys, "),
+    ("", {"KEYWARD_CERTIFICATES__W__COMMON_NAME": "w"}, "KEYWARD_CERTIFICATES__W__COMMON_NAME",
+     "unknown section 'certificates'; known: temporal, vault, "),
+    ('[valt]\naddress = "https://v"\n', {}, "valt", "unknown section in "),
+    (certificate_table(trust_anchr="pin.pem"), {}, "certificates.w.trust_anchr",
+     "known in [certificates.w]: common_name, "),
+])
+def test_unknown_settings_are_refused_in_every_source(
+        tmp_path: Path, text: str, env: dict[str, str], setting: str, known: str) -> None:
+    """A misspelt section, setting or certificate key is an error that says what exists,
+    never a silent fallback to a default (here: the pin that would not be checked)."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, text), env=env)
+    assert caught.value.setting == setting
+    assert known in caught.value.problem
 
 
 def test_secrets_are_masked_in_repr_and_errors(tmp_path: Path) -> None:
     """A token never appears in repr() of the settings or in a validation error."""
-    token = "hvs.supersecretvalue1234567890"
-    settings = load_settings(env={"VAULT_TOKEN": token})
-    assert token not in repr(settings)
-    assert token not in str(settings.vault)
+    settings = load_settings(env={"VAULT_TOKEN": TOKEN})
+    assert TOKEN not in repr(settings)
+    assert TOKEN not in str(settings.vault)
+    assert isinstance(settings.vault.token, Secret)
+    assert settings.vault.token.reveal() == TOKEN
     path = write(tmp_path, '[vault]\napprole_secret_id = 12345\n')
     with pytest.raises(ConfigError) as caught:
         load_settings(path, env={})
     assert "12345" not in str(caught.value)
 
 
+@pytest.mark.parametrize(("values", "secret"), [
+    ({"token": 1234567890123}, "1234567890123"),
+    ({"approle_secret_id": [TOKEN]}, TOKEN),
+    ({"token_": TOKEN}, TOKEN),
+    ({"token": TOKEN, "address": "not a url"}, TOKEN)])
+def test_no_secret_in_any_error(values: dict[str, Any], secret: str) -> None:
+    """Whatever is wrong around a secret, its value is in neither the message nor the
+    exception chain (pydantic's own error, which quotes inputs, is not attached)."""
+    with pytest.raises(ConfigError) as caught:
+        Settings(vault=values)  # type: ignore[arg-type]
+    assert secret not in str(caught.value)
+    assert caught.value.__cause__ is None
+    assert caught.value.__suppress_context__
+
+
 def test_ca_cert_must_exist(tmp_path: Path) -> None:
     """VAULT_CACERT pointing at a missing file fails at load, not at the first TLS handshake."""
     with pytest.raises(ConfigError, match=r"vault\.ca_cert"):
         load_settings(env={"VAULT_CACERT": str(tmp_path / "missing.pem")})
+
+
+def test_constructing_settings_does_no_file_io(tmp_path: Path,
+                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """Settings built in code may name files that do not exist (yet): no constructor looks.
+    Loading the same paths from a file refuses each missing one, naming it."""
+    missing = tmp_path / "missing.pem"
+
+    def no_disk(*_: object, **__: object) -> bool:
+        raise AssertionError("a settings constructor touched the disk")
+
+    with monkeypatch.context() as patched:
+        for name in ("is_file", "exists", "stat", "open", "read_bytes", "read_text"):
+            patched.setattr(Path, name, no_disk)
+        settings = Settings(
+            vault=VaultSettings(ca_cert=missing),
+            codec_server=CodecServerSettings(tls_cert=missing, tls_key=missing,
+                                             tls_client_ca=missing, jwt_public_key=missing),
+            certificates={"w": CertificateSettings(
+                common_name="w", issuer=LocalCaIssuerSettings(ca_cert=missing, ca_key=missing),
+                install=FilesInstall(directory=tmp_path), trust_anchor=missing)})
+        dataclasses.replace(settings, temporal=TemporalSettings(tls_cert=missing,
+                                                                tls_key=missing))
+    for text, setting in [
+            (f'[vault]\nca_cert = "{missing}"\n', "vault.ca_cert"),
+            (f'[codec_server]\ntls_cert = "{missing}"\ntls_key = "{missing}"\n',
+             "codec_server.tls_cert"),
+            (f'[codec_server]\njwt_public_key = "{missing}"\n', "codec_server.jwt_public_key"),
+            (certificate_table(trust_anchor=str(missing)), "certificates.w.trust_anchor")]:
+        with pytest.raises(ConfigError) as caught:
+            load_settings(write(tmp_path, text), env={})
+        assert (caught.value.setting, caught.value.problem) == (setting,
+                                                                f"file not found: {missing}")
+
+
+def test_constructors_and_replace_validate() -> None:
+    """Settings built in code are held to the same rules, and say so as ConfigError."""
+    with pytest.raises(ConfigError, match=r"codec\.keys\.ns"):
+        CodecSettings(keys={"ns": ""})
+    with pytest.raises(ConfigError) as caught:
+        dataclasses.replace(VaultSettings(), address="http://vault.example:8200")
+    assert caught.value.setting == "vault.address"
+    with pytest.raises(ConfigError) as caught:
+        dataclasses.replace(Settings(), certificates={"w": {"common_name": ""}})  # type: ignore[dict-item]
+    assert caught.value.setting == "certificates.w.common_name"
 
 
 def test_codec_rejects_empty_key_names() -> None:
@@ -156,7 +428,9 @@ lifetime_hours = 24
 """)
     worker = load_settings(path, env={}).certificates["worker"]
     assert worker.common_name == "keyward-worker"
-    assert worker.issuer == "local-ca"
+    # issuer = "local-ca" and install = "files" are the defaults, read as typed variants.
+    assert worker.issuer == LocalCaIssuerSettings(ca_cert=Path("ca.pem"), ca_key=Path("ca.key"))
+    assert worker.install == FilesInstall(directory=Path("certs/worker"))
     assert worker.lifetime_hours == 24.0
     bad = write(tmp_path, '[certificates.x]\ncommon_name = "x"\nissuer = "vault-pki"\n'
                           'directory = "d"\n')
@@ -167,6 +441,102 @@ lifetime_hours = 24
     with pytest.raises(ConfigError) as caught:
         load_settings(nameless, env={})
     assert caught.value.setting == "certificates.y.common_name"
+
+
+@pytest.mark.parametrize(("table", "issuer", "install"), [
+    ({"issuer": "vault-pki", "vault_pki_role": "r", "vault_pki_mount": "team/pki",
+      "ca_cert": "", "ca_key": ""},
+     VaultPkiIssuerSettings(vault_pki_role="r", vault_pki_mount="team/pki"),
+     FilesInstall(directory=Path("certs/w"))),
+    ({"issuer": "cert-manager", "kubernetes_namespace": "ns", "cert_manager_issuer": "ca",
+      "cert_manager_issuer_kind": "ClusterIssuer", "ca_cert": "", "ca_key": "", "directory": "",
+      "install": "kubernetes-secret", "kubernetes_secret": "w-tls"},
+     CertManagerIssuerSettings(kubernetes_namespace="ns", cert_manager_issuer="ca",
+                               cert_manager_issuer_kind="ClusterIssuer"),
+     KubernetesSecretInstall(kubernetes_namespace="ns", kubernetes_secret="w-tls")),
+    ({"issuer": "azure-keyvault", "azure_vault_url": "https://kv", "azure_certificate_name": "w",
+      "azure_mode": "external-ca", "install": "azure-keyvault", "directory": ""},
+     AzureKeyVaultIssuerSettings(azure_vault_url="https://kv", azure_certificate_name="w",
+                                 azure_mode="external-ca", ca_cert=Path("ca.pem"),
+                                 ca_key=Path("ca.key")),
+     AzureKeyVaultInstall(azure_vault_url="https://kv", azure_certificate_name="w")),
+])
+def test_flat_certificate_keys_become_the_typed_variants(
+        tmp_path: Path, table: dict[str, str], issuer: object, install: object) -> None:
+    """The keys operators write (issuer = …, install = …, and each one's settings, flat in
+    the table) are sorted into the issuer and install they belong to; a key both use
+    (kubernetes_namespace, azure_vault_url) serves both."""
+    cert = load_settings(write(tmp_path, certificate_table(**table)), env={}).certificates["w"]
+    assert (cert.issuer, cert.install) == (issuer, install)
+
+
+@pytest.mark.parametrize(("values", "setting", "problem"), [
+    ({"issuer": "vault-pki"}, "vault_pki_role", "required when issuer = 'vault-pki'"),
+    ({"issuer": "cert-manager", "kubernetes_namespace": "ns"}, "cert_manager_issuer",
+     "required when issuer = 'cert-manager'"),
+    ({"issuer": "local-ca", "ca_cert": "ca.pem"}, "ca_key", "required when issuer = 'local-ca'"),
+    ({"issuer": "local-ca", "ca_cert": "ca.pem", "ca_key": "ca.key", "install": "files"},
+     "directory", "required when install = 'files'"),
+    ({"issuer": "vault-pki", "vault_pki_role": "r", "install": "kubernetes-secret",
+      "kubernetes_namespace": "ns"}, "kubernetes_secret",
+     "required when install = 'kubernetes-secret'"),
+    ({"issuer": "azure-keyvault", "azure_vault_url": "https://kv", "azure_certificate_name": "w",
+      "azure_mode": "external-ca", "directory": "d"}, "ca_cert",
+     "required with azure_mode = 'external-ca' (the signing CA)"),
+    ({"issuer": "azure-keyvault", "azure_vault_url": "https://kv", "azure_certificate_name": "w",
+      "ca_cert": "ca.pem", "directory": "d"}, "ca_cert",
+     "only with azure_mode = 'external-ca' (Key Vault signs in 'self' mode)"),
+    ({"issuer": "local-ca", "ca_cert": "ca.pem", "ca_key": "ca.key", "directory": "d",
+      "vault_pki_role": "r"}, "vault_pki_role",
+     "does not apply with issuer = 'local-ca' and install = 'files'"),
+    ({"issuer": "local-ca", "ca_cert": "ca.pem", "ca_key": "ca.key", "directory": "d",
+      "kubernetes_secret": "s"}, "kubernetes_secret",
+     "does not apply with issuer = 'local-ca' and install = 'files'"),
+    ({"issuer": "acme", "directory": "d"}, "issuer",
+     "must be one of 'local-ca', 'vault-pki', 'azure-keyvault', 'cert-manager' (got 'acme')"),
+    ({"issuer": "local-ca", "ca_cert": "ca.pem", "ca_key": "ca.key", "install": "s3"},
+     "install", "must be one of 'files', 'kubernetes-secret', 'azure-keyvault' (got 's3')"),
+    ({"issuer": VaultPkiIssuerSettings(vault_pki_role="r"), "vault_pki_mount": "other",
+      "directory": "d"}, "vault_pki_mount",
+     "issuer is given as a whole; set vault_pki_mount in it"),
+])
+def test_impossible_issuer_and_install_combinations_cannot_be_constructed(
+        values: dict[str, Any], setting: str, problem: str) -> None:
+    """An issuer or install target missing what it needs, or given what belongs to another,
+    is refused when the certificate is constructed (in code as from a file), naming the key."""
+    with pytest.raises(ConfigError) as caught:
+        CertificateSettings(common_name="w", **values)
+    assert (caught.value.setting, caught.value.problem) == (setting, problem)
+    with pytest.raises(ConfigError) as caught:
+        Settings(certificates={"w": {"common_name": "w", **values}})  # type: ignore[dict-item]
+    assert (caught.value.setting, caught.value.problem) == (f"certificates.w.{setting}", problem)
+
+
+def test_a_variant_on_its_own_needs_its_settings() -> None:
+    """Each issuer and install class is itself complete: no optional left to re-check."""
+    with pytest.raises(ConfigError) as caught:
+        LocalCaIssuerSettings(ca_cert=Path("ca.pem"))  # type: ignore[call-arg]
+    assert (caught.value.setting, caught.value.problem) == ("ca_key", "required")
+    with pytest.raises(ConfigError) as caught:
+        KubernetesSecretInstall(kubernetes_namespace="ns")  # type: ignore[call-arg]
+    assert caught.value.setting == "kubernetes_secret"
+
+
+def test_the_known_certificate_keys_are_the_classes_keys() -> None:
+    """The list an unknown-key error prints holds every key a variant reads, and no other."""
+    variants = (LocalCaIssuerSettings, VaultPkiIssuerSettings, AzureKeyVaultIssuerSettings,
+                CertManagerIssuerSettings, FilesInstall, KubernetesSecretInstall,
+                AzureKeyVaultInstall)
+    keys = {field.name for cls in (CertificateSettings, *variants)
+            for field in dataclasses.fields(cls)} - {"kind"}
+    assert set(CertificateSettings.settings_names) == keys
+    assert len(CertificateSettings.settings_names) == len(keys)
+
+
+def test_every_section_has_a_source_table() -> None:
+    """pydantic-settings reads one table per section (and the certificates) for Settings."""
+    sections = {field.name for field in dataclasses.fields(Settings)} - {"source"}
+    assert set(_Sources.model_fields) == sections
 
 
 def test_temporal_tls_pair_goes_together(tmp_path: Path) -> None:
