@@ -21,8 +21,8 @@ from keyward.codec.transit_codec import (
 )
 from keyward.codec.usage import UsageCounters
 from keyward.config import CodecSettings, Settings
-from keyward_devstack.processes import free_port
 from keyward.vault.transit_async import AsyncTransit, EncryptItem
+from keyward_devstack.processes import free_port
 from tests.conftest import VaultEndpoint
 from tests.integration.test_codec import MODES, calls, make_codec, payloads
 
