@@ -1,5 +1,6 @@
-"""Builds the issuer a certificate's settings name. SDKs are imported only when used:
-the Azure and Kubernetes clients are optional extras (``pip install keyward[azure]``)."""
+"""Builds the issuer a certificate's settings name. The issuers built on an optional SDK
+(cert-manager on the Kubernetes client, Azure Key Vault on Azure's) are imported only when
+used: those SDKs are extras (``pip install keyward[azure]``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,9 @@ from typing import Any
 from keyward.config import CertificateSettings
 from keyward.errors import ConfigError
 from keyward.issuers.base import Issuer
+from keyward.issuers.local_ca import LocalCaIssuer
+from keyward.issuers.vault_pki import VaultPkiIssuer
+from keyward.pki.ca import CertificateAuthority
 
 
 def issuer_factory(vault: Any | None) -> Callable[[str, CertificateSettings], Issuer]:
@@ -19,14 +23,10 @@ def issuer_factory(vault: Any | None) -> Callable[[str, CertificateSettings], Is
 
 def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = None) -> Issuer:
     if cert.issuer == "local-ca":
-        from keyward.issuers.local_ca import LocalCaIssuer  # noqa: PLC0415
-
         if cert.ca_cert is None or cert.ca_key is None:  # the settings check this already
             raise ConfigError(f"certificates.{name}.ca_cert", "required for the local CA")
         return LocalCaIssuer.from_files(cert.ca_cert, cert.ca_key)
     if cert.issuer == "vault-pki":
-        from keyward.issuers.vault_pki import VaultPkiIssuer  # noqa: PLC0415
-
         if vault is None:
             raise ConfigError(f"certificates.{name}.issuer",
                               "vault-pki needs the worker's Vault connection")
@@ -43,7 +43,6 @@ def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = No
                                  issuer_kind=cert.cert_manager_issuer_kind)
     if cert.issuer == "azure-keyvault":
         from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
-        from keyward.pki.ca import CertificateAuthority  # noqa: PLC0415
 
         if cert.azure_vault_url is None or cert.azure_certificate_name is None:
             raise ConfigError(f"certificates.{name}.azure_vault_url", "required")
