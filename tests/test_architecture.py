@@ -5,8 +5,9 @@ stack, the tests and the benchmarks is parsed (no module is imported); each impo
 classified by the layer of the module that makes it and the layer of the module it names,
 and held to :data:`ALLOWED`. Two more rules: a function may import only an optional
 dependency (an extra or the dev stack, which keyward must run without); no two modules
-import each other, however far round; and a workflow calls activities only through
-``workflows.activity_calls.run_activity`` and a contract.
+import each other, however far round; a workflow calls activities only through
+``workflows.activity_calls.run_activity`` and a contract, and imports keyward's contracts
+and pure policy through ``workflow.unsafe.imports_passed_through()``.
 
 Each rule is also run on small synthetic trees that break it, so a rule that cannot fail
 would fail here.
@@ -25,8 +26,6 @@ from pathlib import Path
 from typing import Literal
 
 import pytest
-
-from keyward.app.worker import SANDBOX_PASSTHROUGH
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -114,6 +113,8 @@ class Import:
     lazy: bool
     #: Under ``if TYPE_CHECKING:`` (not executed at run time).
     type_only: bool
+    #: Inside ``with workflow.unsafe.imports_passed_through():``.
+    passed_through: bool = False
 
 
 @dataclass(frozen=True)
@@ -149,26 +150,37 @@ def imports_of(module: Module, known: Mapping[str, Module]) -> list[Import]:
     package = module.name if module.path.name == "__init__.py" \
         else module.name.rpartition(".")[0]
 
-    def visit(node: ast.AST, *, in_function: bool, type_only: bool) -> None:
+    def visit(node: ast.AST, *, in_function: bool, type_only: bool,
+              passed: bool = False) -> None:
         for child in ast.iter_child_nodes(node):
             if isinstance(child, ast.Import | ast.ImportFrom):
                 for target in _targets(child, package, known):
                     found.append(Import(module.name, target, child.lineno,
                                         lazy=in_function and not type_only,
-                                        type_only=type_only))
+                                        type_only=type_only, passed_through=passed))
             elif isinstance(child, ast.If) and _is_type_checking(child.test):
                 for statement in child.body:
                     visit(ast.Module(body=[statement], type_ignores=[]),
-                          in_function=in_function, type_only=True)
+                          in_function=in_function, type_only=True, passed=passed)
                 for statement in child.orelse:
                     visit(ast.Module(body=[statement], type_ignores=[]),
-                          in_function=in_function, type_only=type_only)
+                          in_function=in_function, type_only=type_only, passed=passed)
             else:
-                visit(child, type_only=type_only, in_function=in_function or isinstance(
-                    child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda))
+                visit(child, type_only=type_only, passed=passed or _passes_through(child),
+                      in_function=in_function or isinstance(
+                          child, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda))
 
     visit(module.tree, in_function=False, type_only=False)
     return found
+
+
+def _passes_through(node: ast.AST) -> bool:
+    """``with workflow.unsafe.imports_passed_through():`` (however ``workflow`` is named)."""
+    return isinstance(node, ast.With) and any(
+        isinstance(item.context_expr, ast.Call)
+        and isinstance(item.context_expr.func, ast.Attribute | ast.Name)
+        and getattr(item.context_expr.func, "attr", getattr(item.context_expr.func, "id", ""))
+        == "imports_passed_through" for item in node.items)
 
 
 def _targets(node: ast.Import | ast.ImportFrom, package: str,
@@ -261,6 +273,25 @@ def activity_call_violations(modules: Mapping[str, Module]) -> list[str]:
     return problems
 
 
+def passthrough_violations(modules: Mapping[str, Module]) -> list[str]:
+    """A workflow imports keyward's contracts and pure policy through the sandbox
+    (``workflow.unsafe.imports_passed_through()``), so that every sandbox, the worker's,
+    a test's or a replayer's, uses the worker's own classes: the sandbox swaps in a
+    restricted ``datetime``, and a contract loaded inside it has datetime fields the
+    payload converter cannot fill."""
+    problems = []
+    for module in modules.values():
+        if layer_of(module.name) != "workflows":
+            continue
+        for item in imports_of(module, modules):
+            if target_layer(item.target) in ("contracts", "pure") \
+                    and not item.passed_through and not item.type_only:
+                problems.append(f"{module.name}:{item.line}: imports {item.target} inside "
+                                "the sandbox: import it in workflow.unsafe."
+                                "imports_passed_through()")
+    return problems
+
+
 def cycle_violations(modules: Mapping[str, Module]) -> list[str]:
     """Modules that import each other, directly or around a longer loop. A function-level
     import closes a loop too: deferring an import does not take the module out of it.
@@ -306,14 +337,16 @@ def _runs(name: str, modules: Mapping[str, Module], module: Module) -> set[str]:
 def all_violations(root: Path) -> list[str]:
     modules = discover(root)
     return (layer_violations(modules) + lazy_import_violations(modules)
-            + activity_call_violations(modules) + cycle_violations(modules))
+            + activity_call_violations(modules) + passthrough_violations(modules)
+            + cycle_violations(modules))
 
 
 # --- the repository keeps them ------------------------------------------------------------
 
 def test_the_repository_keeps_the_dependency_rule() -> None:
     """No module imports a layer it may not, imports lazily what is not optional, takes
-    part in an import cycle, or starts an activity other than through its contract."""
+    part in an import cycle, or starts an activity other than through its contract; no
+    workflow loads a contract inside the sandbox."""
     assert all_violations(ROOT) == []
 
 
@@ -324,20 +357,6 @@ def test_the_checker_sees_every_layer() -> None:
     assert seen == set(ALLOWED), set(ALLOWED) - seen
     assert len(modules) > 200, len(modules)
     assert sum(len(imports_of(m, modules)) for m in modules.values()) > 1500
-
-
-def test_the_worker_passes_through_what_workflows_import_from_keyward() -> None:
-    """Every keyward module a workflow imports is loaded once per worker (the sandbox's
-    passthrough list), and nothing else of keyward is."""
-    modules = discover(ROOT)
-    imported = {item.target for module in modules.values()
-                if layer_of(module.name) == "workflows"
-                for item in imports_of(module, modules) if item.target.startswith("keyward.")}
-    assert {name for name in imported
-            if not any(_within(name, package) for package in SANDBOX_PASSTHROUGH)} == set()
-    assert all(any(_within(name, package) for name in imported)
-               for package in SANDBOX_PASSTHROUGH if package != "keyward.errors")
-    assert {layer_of(package) for package in SANDBOX_PASSTHROUGH} == {"contracts", "pure"}
 
 
 def test_only_optional_dependencies_are_imported_lazily_in_the_repository() -> None:
@@ -408,6 +427,14 @@ def tree(root: Path, files: Mapping[str, str]) -> Path:
     return root
 
 
+def import_source(importer: Layer, target: Layer) -> str:
+    """``import TARGET``, through the sandbox where a workflow must import it so."""
+    if importer == "workflows" and target in ("contracts", "pure"):
+        return ("from temporalio import workflow\n"
+                f"with workflow.unsafe.imports_passed_through():\n    import {TARGETS[target]}\n")
+    return f"import {TARGETS[target]}\n"
+
+
 def pairs(*, allowed: bool) -> list[tuple[Layer, Layer]]:
     return [(importer, target) for importer in SAMPLES for target in TARGETS
             if (target in ALLOWED[importer]) is allowed]
@@ -418,7 +445,7 @@ def test_every_forbidden_import_is_reported(tmp_path: Path, importer: Layer,
                                             target: Layer) -> None:
     """Each cell of the layer table that says no: an import across it is a violation."""
     path, _ = SAMPLES[importer]
-    root = tree(tmp_path, {path: f"import {TARGETS[target]}\n"})
+    root = tree(tmp_path, {path: import_source(importer, target)})
     assert len(problems := all_violations(root)) == 1, problems
     assert f"{importer} may not import {target} ({TARGETS[target]})" in problems[0]
 
@@ -427,7 +454,7 @@ def test_every_forbidden_import_is_reported(tmp_path: Path, importer: Layer,
 def test_every_allowed_import_passes(tmp_path: Path, importer: Layer, target: Layer) -> None:
     """... and each cell that says yes is not reported (the checker does not refuse all)."""
     path, _ = SAMPLES[importer]
-    root = tree(tmp_path, {path: f"import {TARGETS[target]}\n"})
+    root = tree(tmp_path, {path: import_source(importer, target)})
     assert all_violations(root) == []
 
 
@@ -519,6 +546,25 @@ def test_the_activity_caller_must_name_activities_by_contract(tmp_path: Path) ->
         "workflows.activity_calls:3: an activity named by a literal, not a contract"]
     root = tree(tmp_path, {"workflows/activity_calls.py": caller.format(name="contract.name")})
     assert activity_call_violations(discover(root)) == []
+
+
+@pytest.mark.parametrize(("source", "reported"), [
+    ("from keyward.contracts.transit import ReadKeyInput\n", True),
+    ("import keyward.policy.retention\n", True),
+    ("from temporalio import workflow\nwith workflow.unsafe.imports_passed_through():\n"
+     "    from keyward.contracts.transit import ReadKeyInput\n", False),
+    ("from temporalio.workflow import unsafe\nwith unsafe.imports_passed_through():\n"
+     "    import keyward.policy.retention\n", False),
+    ("from temporalio import workflow\nwith workflow.unsafe.imports_passed_through():\n"
+     "    pass\nfrom keyward.contracts import WORKFLOWS\n", True),
+    ("from typing import TYPE_CHECKING\nif TYPE_CHECKING:\n"
+     "    from keyward.contracts.transit import ReadKeyInput\n", False),
+    ("import json\nfrom temporalio import workflow\n", False),
+])
+def test_a_workflow_loading_a_contract_in_the_sandbox_is_reported(
+        tmp_path: Path, source: str, reported: bool) -> None:
+    problems = passthrough_violations(discover(tree(tmp_path, {"workflows/sample.py": source})))
+    assert bool(problems) is reported, problems
 
 
 def test_an_import_cycle_is_reported(tmp_path: Path) -> None:

@@ -14,7 +14,8 @@ from typing import TypeVar
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from keyward.contracts.contract import ActivityContract
+with workflow.unsafe.imports_passed_through():  # as every contract import of a workflow
+    from keyward.contracts.contract import ActivityContract
 
 ArgT = TypeVar("ArgT")
 ResultT = TypeVar("ResultT")

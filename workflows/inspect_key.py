@@ -14,13 +14,18 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
-from keyward.contracts.transit import (
-    INSPECT_TRANSIT_KEY_WORKFLOW,
-    READ_TRANSIT_KEY,
-    ReadKeyInput,
-    TransitKeyInfo,
-)
 from workflows.activity_calls import run_activity
+
+# Passed through the sandbox: the worker's own contract classes and pure policy, loaded
+# once. Needed, not only faster: the sandbox swaps in a restricted ``datetime``, and a
+# contract imported inside it has datetime fields the payload converter cannot fill.
+with workflow.unsafe.imports_passed_through():
+    from keyward.contracts.transit import (
+        INSPECT_TRANSIT_KEY_WORKFLOW,
+        READ_TRANSIT_KEY,
+        ReadKeyInput,
+        TransitKeyInfo,
+    )
 
 
 @workflow.defn(name=INSPECT_TRANSIT_KEY_WORKFLOW.name)

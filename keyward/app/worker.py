@@ -10,7 +10,6 @@ import concurrent.futures
 
 from temporalio.client import Client
 from temporalio.worker import Worker
-from temporalio.worker.workflow_sandbox import SandboxedWorkflowRunner, SandboxRestrictions
 
 from activities import build_activities
 from keyward.config import Settings
@@ -20,13 +19,6 @@ from workflows import ALL_WORKFLOWS, WORKFLOW_TYPES
 
 #: Activity threads (hvac is synchronous) and concurrently running activities.
 ACTIVITY_THREADS = 16
-#: The keyward modules workflows import (the only ones they may: docs/architecture.md),
-#: passed through the sandbox so they load once per worker, not once per workflow run
-#: (about 40 ms a run here). They hold data and pure functions on the standard library
-#: alone, which tests/test_architecture.py enforces; a test holds this list to what the
-#: workflows really import.
-SANDBOX_PASSTHROUGH = ("keyward.contracts", "keyward.errors", "keyward.policy",
-                       "keyward.vault.names")
 
 
 def build_worker(client: Client, settings: Settings, vault: VaultSession,
@@ -36,9 +28,6 @@ def build_worker(client: Client, settings: Settings, vault: VaultSession,
         client,
         task_queue=settings.temporal.task_queue,
         workflows=list(ALL_WORKFLOWS),
-        workflow_runner=SandboxedWorkflowRunner(
-            restrictions=SandboxRestrictions.default.with_passthrough_modules(
-                *SANDBOX_PASSTHROUGH)),
         activities=build_activities(vault=vault.client, settings=settings),
         activity_executor=executor,
         max_concurrent_activities=ACTIVITY_THREADS,
