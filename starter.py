@@ -26,12 +26,26 @@ from pathlib import Path
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.certificates import CertificateActivities, CertificateRef
-from activities.transit_keys import ReadKeyInput, TransitKeyActivities, TransitKeyInfo
+from activities.certificates import CertificateActivities
+from activities.transit_keys import TransitKeyActivities
 from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
+from keyward.contracts.certificates import (
+    CertificateRef,
+    RenewCertificateInput,
+    RenewCertificateResult,
+)
+from keyward.contracts.ids import (
+    ledger_workflow_id,
+    manual_renewal_workflow_id,
+    manual_rotation_workflow_id,
+    rotation_schedule_id,
+)
+from keyward.contracts.ledger import LedgerState
+from keyward.contracts.rotation import RotateKeyResult
+from keyward.contracts.transit import ReadKeyInput, TransitKeyInfo
 from keyward.errors import ConfigError
 from keyward.issuers.factory import build_issuer
 from keyward.log import configure_logging
@@ -41,20 +55,10 @@ from keyward.policy.cadence import format_interval
 from keyward.rotation.inputs import rotate_input
 from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
 from keyward.vault.client import VaultSession, connect_vault
-from workflows.ids import (
-    ledger_workflow_id,
-    manual_renewal_workflow_id,
-    manual_rotation_workflow_id,
-    rotation_schedule_id,
-)
 from workflows.inspect_key import InspectTransitKey
-from workflows.key_ledger import LedgerState, TransitKeyLedger
-from workflows.renew_certificate import (
-    RenewCertificate,
-    RenewCertificateInput,
-    RenewCertificateResult,
-)
-from workflows.rotate_key import RotateKeyResult, RotateTransitKey
+from workflows.key_ledger import TransitKeyLedger
+from workflows.renew_certificate import RenewCertificate
+from workflows.rotate_key import RotateTransitKey
 
 
 @asynccontextmanager

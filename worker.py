@@ -23,10 +23,9 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from temporalio.client import Client
 from temporalio.worker import Worker
 
-from activities import build_activities
+from keyward.app.worker import ACTIVITY_THREADS, build_worker
 from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.codecserver.runner import start_codec_server
@@ -38,14 +37,10 @@ from keyward.errors import UsageError
 from keyward.log import bind_context, configure_logging, get_logger
 from keyward.metrics import MetricsServer
 from keyward.rotation.reporter import UsageReporter
-from keyward.temporal.activity_callers import KeywardCallersOnly
-from keyward.vault.client import VaultSession, connect_vault
-from workflows import ALL_WORKFLOWS, WORKFLOW_TYPES
+from keyward.vault.client import connect_vault
 
 if TYPE_CHECKING:
     from keyward_devstack.stack import LocalStack
-
-ACTIVITY_THREADS = 16
 
 #: The dev stack's entry: starts what is not running and says where everything is.
 StartLocalStack = Callable[[Settings, Mapping[str, str]], Awaitable["LocalStack"]]
@@ -67,21 +62,6 @@ def local_stack_starter() -> StartLocalStack:
             raise  # installed but broken: keep the traceback
         raise UsageError(DEV_STACK_MISSING) from None
     return start_local_stack
-
-
-def build_worker(client: Client, settings: Settings, vault: VaultSession,
-                 executor: concurrent.futures.Executor) -> Worker:
-    """The worker with every workflow and activity registered (also used by tests)."""
-    return Worker(
-        client,
-        task_queue=settings.temporal.task_queue,
-        workflows=list(ALL_WORKFLOWS),
-        activities=build_activities(vault=vault.client, settings=settings),
-        activity_executor=executor,
-        max_concurrent_activities=ACTIVITY_THREADS,
-        # Activities only as steps of these workflows: not standalone, not for others.
-        interceptors=[KeywardCallersOnly(WORKFLOW_TYPES)],
-    )
 
 
 async def run(settings: Settings, *, local_stack: StartLocalStack | None) -> int:

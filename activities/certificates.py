@@ -11,7 +11,6 @@ import dataclasses
 import socket
 import ssl
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, assert_never
 
@@ -25,52 +24,23 @@ from keyward.config import (
     KubernetesSecretInstall,
     Settings,
 )
+from keyward.contracts.certificates import (
+    INSPECT_CERTIFICATE,
+    ISSUE_AND_INSTALL_CERTIFICATE,
+    VERIFY_CERTIFICATE_SERVED,
+    CertificateRef,
+    InstalledCertificate,
+    RenewedCertificate,
+    VerifyRequest,
+)
 from keyward.issuers.base import Issuer, IssuerError
+from keyward.issuers.factory import kubernetes_api_client
 from keyward.metrics import CERTIFICATE_EXPIRY
 from keyward.pki.install import install_pair, read_installed
 from keyward.pki.types import CertificateSpec, IssuedCertificate
 from keyward.pki.validate import CertificateValidationError, summarize, validate_pair
 
 IssuerFactory = Callable[[str, CertificateSettings], Issuer]
-
-
-@dataclass(frozen=True)
-class CertificateRef:
-    name: str
-
-
-@dataclass(frozen=True)
-class InstalledCertificate:
-    """What is installed now, and the renewal settings the workflow decides with."""
-
-    name: str
-    present: bool
-    lifetime_seconds: int
-    renew_before_seconds: int | None
-    critical_seconds: int | None
-    serial: str | None = None
-    subject: str | None = None
-    not_before: datetime | None = None
-    not_after: datetime | None = None
-    #: Why what is installed is unusable (then it is renewed regardless of its dates).
-    problem: str | None = None
-
-
-@dataclass(frozen=True)
-class RenewedCertificate:
-    name: str
-    serial: str
-    subject: str
-    not_before: datetime
-    not_after: datetime
-    issuer: str
-    installed_to: str
-
-
-@dataclass(frozen=True)
-class VerifyRequest:
-    name: str
-    serial: str
 
 
 def spec_for(name: str, cert: CertificateSettings) -> CertificateSpec:
@@ -95,8 +65,6 @@ class CertificateActivities:
         """The Kubernetes ApiClient (tests inject one; production loads the pod's config)."""
         if self._kube_client is not None:
             return self._kube_client()
-        from keyward.issuers.factory import kubernetes_api_client  # noqa: PLC0415
-
         return kubernetes_api_client()
 
     def _certificate(self, name: str) -> CertificateSettings:
@@ -108,7 +76,7 @@ class CertificateActivities:
                                    non_retryable=True)
         return cert
 
-    @activity.defn(name="InspectCertificate")
+    @activity.defn(name=INSPECT_CERTIFICATE.name)
     def inspect(self, ref: CertificateRef) -> InstalledCertificate:
         cert = self._certificate(ref.name)
         base = InstalledCertificate(
@@ -137,7 +105,7 @@ class CertificateActivities:
                                    subject=summary.subject, not_before=summary.not_before,
                                    not_after=summary.not_after)
 
-    @activity.defn(name="IssueAndInstallCertificate")
+    @activity.defn(name=ISSUE_AND_INSTALL_CERTIFICATE.name)
     def issue_and_install(self, ref: CertificateRef) -> RenewedCertificate:
         """Issue → validate → install. A certificate that fails validation is never installed."""
         cert = self._certificate(ref.name)
@@ -167,7 +135,7 @@ class CertificateActivities:
                                   not_before=summary.not_before, not_after=summary.not_after,
                                   issuer=issuer.name, installed_to=installed_to)
 
-    @activity.defn(name="VerifyCertificateServed")
+    @activity.defn(name=VERIFY_CERTIFICATE_SERVED.name)
     def verify(self, request: VerifyRequest) -> str:
         """TLS handshake with the configured endpoint using what is installed now.
 

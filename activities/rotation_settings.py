@@ -19,14 +19,15 @@ from datetime import timedelta
 from temporalio import activity
 
 from keyward.config import Settings
-from workflows.rotate_key import RotateKeyInput
+from keyward.contracts.rotation import RESOLVE_ROTATION_INPUT, RotateKeyInput
+from keyward.rotation.inputs import rotate_input
 
 
 class RotationSettingsActivities:
     def __init__(self, settings: Settings) -> None:
         self._settings = settings
 
-    @activity.defn(name="ResolveRotationInput")
+    @activity.defn(name=RESOLVE_ROTATION_INPUT.name)
     def resolve(self, request: RotateKeyInput) -> RotateKeyInput:
         """The request with every setting-derived field taken from this worker's settings.
 
@@ -36,10 +37,6 @@ class RotationSettingsActivities:
         ``raise_decryption_floor``, the retention buffer, the encryption grace and
         ``trim_archived_versions`` are this worker's, whatever ``settings_from`` says.
         """
-        # Imported here: keyward.rotation.inputs imports the workflows package, which
-        # imports the activities package (this module) for its activity types.
-        from keyward.rotation.inputs import rotate_input  # noqa: PLC0415
-
         resolved = rotate_input(self._settings, request.key, reason=request.reason,
                                 min_version_age=timedelta(
                                     seconds=request.min_version_age_seconds))

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 from temporalio import activity
@@ -40,9 +39,17 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.config import RotationSettings
+from keyward.contracts.history import (
+    DESCRIBE_HISTORY_WINDOW,
+    REWRAP_SCHEDULE_INPUTS,
+    HistoryWindow,
+    HistoryWindowRequest,
+    RewrapSchedulesRequest,
+    RewrapSchedulesResult,
+)
+from keyward.contracts.ids import is_keyward_schedule
 from keyward.errors import KeywardError
 from keyward.temporal.payload_versions import key_versions, stale_payloads
-from workflows.ids import is_keyward_schedule
 
 #: Start events fetched at once; bounded so a large namespace does not flood the frontend.
 SCAN_CONCURRENCY = 16
@@ -50,49 +57,8 @@ SCAN_CONCURRENCY = 16
 SCHEDULE_UPDATE_ATTEMPTS = 5
 
 
-@dataclass(frozen=True)
-class HistoryWindowRequest:
-    #: Every namespace whose payloads use the key.
-    namespaces: list[str]
-    #: Candidate thresholds, ascending: "is any execution that started before T still here?"
-    thresholds: list[datetime] = field(default_factory=list)
-    #: The Transit key whose versions the payloads still present are checked for.
-    key: str = ""
-    #: Versions below this (the current floor) are not reported: nothing decrypts them.
-    from_version: int = 1
-
-
-@dataclass(frozen=True)
-class HistoryWindow:
-    #: The longest retention among the namespaces.
-    retention_seconds: int
-    #: Start time of an execution still present that started before the lowest blocked
-    #: threshold (None: no threshold is blocked), and where it lives, for the explanation.
-    oldest_execution_start: datetime | None = None
-    oldest_execution: str | None = None
-    #: The lowest version of the key (at or above ``from_version``) that a payload still
-    #: present is encrypted under, and which execution or schedule carries it.
-    oldest_version_in_use: int | None = None
-    version_in_use_by: str | None = None
-    #: Why not everything could be checked (None: all was); when set, the floor stays.
-    incomplete: str | None = None
-
-
 def _visibility_time(when: datetime) -> str:
     return when.astimezone().isoformat()
-
-
-@dataclass(frozen=True)
-class RewrapSchedulesRequest:
-    namespaces: list[str]
-    key: str
-    latest_version: int
-
-
-@dataclass(frozen=True)
-class RewrapSchedulesResult:
-    #: "namespace/schedule-id" of every schedule whose stored payloads were re-encrypted.
-    updated: list[str]
 
 
 class _Incomplete(Exception):
@@ -106,7 +72,7 @@ class TemporalHistoryActivities:
         #: ``rotation.history_scan_limit``: executions read per namespace before giving up.
         self._scan_limit = scan_limit
 
-    @activity.defn(name="DescribeHistoryWindow")
+    @activity.defn(name=DESCRIBE_HISTORY_WINDOW.name)
     async def describe_history_window(self, request: HistoryWindowRequest) -> HistoryWindow:
         if not request.namespaces or not request.key:
             raise ApplicationError("namespaces and key are required", type="InvalidRequest",
@@ -177,7 +143,7 @@ class TemporalHistoryActivities:
         found.extend(await _start_event_versions(client, batch, request))
         return min(found) if found else None
 
-    @activity.defn(name="RewrapScheduleInputs")
+    @activity.defn(name=REWRAP_SCHEDULE_INPUTS.name)
     async def rewrap_schedule_inputs(
             self, request: RewrapSchedulesRequest) -> RewrapSchedulesResult:
         """Re-encrypt every payload of a schedule stored under an older version of ``key``.

@@ -9,55 +9,24 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import hvac
 from temporalio import activity
 from temporalio.exceptions import ApplicationError
 
+from keyward.contracts.transit import (
+    READ_TRANSIT_KEY,
+    ROTATE_TRANSIT_KEY,
+    SET_DECRYPTION_FLOOR,
+    FloorRequest,
+    ReadKeyInput,
+    RotateRequest,
+    TransitKeyInfo,
+)
 from keyward.metrics import KEY_LATEST_VERSION_CREATED
 from keyward.temporal.failures import as_application_error
 from keyward.vault.errors import VaultError, vault_errors
 from keyward.vault.names import InvalidVaultName, check_key_name, check_mount
-
-
-@dataclass(frozen=True)
-class ReadKeyInput:
-    key: str
-    mount: str = "transit"
-
-
-@dataclass(frozen=True)
-class TransitKeyInfo:
-    """The parts of ``GET transit/keys/:name`` keyward decides things with."""
-
-    name: str
-    type: str
-    latest_version: int
-    min_decryption_version: int
-    min_encryption_version: int
-    min_available_version: int
-    auto_rotate_period_seconds: int
-    #: version → creation time (Unix seconds)
-    version_created: dict[int, int]
-
-
-@dataclass(frozen=True)
-class RotateRequest:
-    key: str
-    mount: str
-    #: The latest version the workflow saw. The activity rotates only if Vault still has
-    #: it, so a retried attempt whose first rotation succeeded does not rotate twice.
-    expected_latest: int
-
-
-@dataclass(frozen=True)
-class FloorRequest:
-    key: str
-    mount: str
-    min_decryption_version: int
-    #: Also remove versions below the floor from Vault (min_available_version). Irreversible.
-    trim: bool = False
 
 
 class TransitKeyActivities:
@@ -70,11 +39,11 @@ class TransitKeyActivities:
         self._rotation_locks: defaultdict[tuple[str, str], threading.Lock] = \
             defaultdict(threading.Lock)
 
-    @activity.defn(name="ReadTransitKey")
+    @activity.defn(name=READ_TRANSIT_KEY.name)
     def read_transit_key(self, request: ReadKeyInput) -> TransitKeyInfo:
         return self._read(request.key, request.mount)
 
-    @activity.defn(name="RotateTransitKey")
+    @activity.defn(name=ROTATE_TRANSIT_KEY.name)
     def rotate_transit_key(self, request: RotateRequest) -> TransitKeyInfo:
         """Compare-and-rotate: rotate only if the latest version is still the expected one."""
         with self._rotation_locks[(request.mount, request.key)]:
@@ -91,7 +60,7 @@ class TransitKeyActivities:
                                                                   mount_point=request.mount))
         return self._read(request.key, request.mount)
 
-    @activity.defn(name="SetDecryptionFloor")
+    @activity.defn(name=SET_DECRYPTION_FLOOR.name)
     def set_decryption_floor(self, request: FloorRequest) -> TransitKeyInfo:
         """Raise min_decryption_version (never lower it); optionally trim below it."""
         current = self._read(request.key, request.mount)

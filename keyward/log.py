@@ -29,6 +29,7 @@ from typing import Any, Final, TextIO
 
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
+from temporalio import activity, workflow
 
 from keyward.config import LoggingSettings
 from keyward.secrets import REGISTRY, Secret
@@ -102,9 +103,6 @@ def add_temporal_context(
     Inside a workflow, lines logged while replaying history are dropped: they
     were already written when the code first ran.
     """
-    # Imported lazily: this module must stay importable in the workflow sandbox.
-    from temporalio import activity, workflow  # noqa: PLC0415
-
     if activity.in_activity():
         info = activity.info()
         event_dict.setdefault("activity_type", info.activity_type)

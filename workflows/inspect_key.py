@@ -14,16 +14,26 @@ from datetime import timedelta
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.activity_calls import run_activity
+
+# Passed through the sandbox: the worker's own contract classes and pure policy, loaded
+# once. Needed, not only faster: the sandbox swaps in a restricted ``datetime``, and a
+# contract imported inside it has datetime fields the payload converter cannot fill.
 with workflow.unsafe.imports_passed_through():
-    from activities.transit_keys import ReadKeyInput, TransitKeyActivities, TransitKeyInfo
+    from keyward.contracts.transit import (
+        INSPECT_TRANSIT_KEY_WORKFLOW,
+        READ_TRANSIT_KEY,
+        ReadKeyInput,
+        TransitKeyInfo,
+    )
 
 
-@workflow.defn(name="InspectTransitKey")
+@workflow.defn(name=INSPECT_TRANSIT_KEY_WORKFLOW.name)
 class InspectTransitKey:
     @workflow.run
     async def run(self, request: ReadKeyInput) -> TransitKeyInfo:
-        info = await workflow.execute_activity_method(
-            TransitKeyActivities.read_transit_key,
+        info = await run_activity(
+            READ_TRANSIT_KEY,
             request,
             start_to_close_timeout=timedelta(seconds=30),
             retry_policy=RetryPolicy(maximum_interval=timedelta(seconds=30),

@@ -12,17 +12,26 @@ a run outside the window changes nothing.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 
+from workflows.activity_calls import run_activity
+
+# Passed through the sandbox: the worker's own contract classes and pure policy, loaded
+# once. Needed, not only faster: the sandbox swaps in a restricted ``datetime``, and a
+# contract imported inside it has datetime fields the payload converter cannot fill.
 with workflow.unsafe.imports_passed_through():
-    from activities.certificates import (
-        CertificateActivities,
+    from keyward.contracts.certificates import (
+        INSPECT_CERTIFICATE,
+        ISSUE_AND_INSTALL_CERTIFICATE,
+        RENEW_CERTIFICATE_WORKFLOW,
+        VERIFY_CERTIFICATE_SERVED,
         CertificateRef,
         InstalledCertificate,
+        RenewCertificateInput,
+        RenewCertificateResult,
         VerifyRequest,
     )
     from keyward.policy.renewal import DEFAULT_RENEW_FRACTION, renewal_decision
@@ -35,30 +44,13 @@ QUICK = timedelta(seconds=30)
 WINDOW_FROM_CONFIGURED_LIFETIME = "renew-window-from-configured-lifetime"
 
 
-@dataclass(frozen=True)
-class RenewCertificateInput:
-    name: str
-    #: Renew even outside the renewal window (``starter.py renew-cert``).
-    force: bool = False
-
-
-@dataclass(frozen=True)
-class RenewCertificateResult:
-    name: str
-    renewed: bool
-    serial: str | None
-    not_after: datetime | None
-    reason: str
-    critical: bool = False
-
-
-@workflow.defn(name="RenewCertificate")
+@workflow.defn(name=RENEW_CERTIFICATE_WORKFLOW.name)
 class RenewCertificate:
     @workflow.run
     async def run(self, request: RenewCertificateInput) -> RenewCertificateResult:
         ref = CertificateRef(request.name)
-        installed: InstalledCertificate = await workflow.execute_activity_method(
-            CertificateActivities.inspect, ref, start_to_close_timeout=QUICK,
+        installed = await run_activity(
+            INSPECT_CERTIFICATE, ref, start_to_close_timeout=QUICK,
             retry_policy=ISSUER_RETRY, summary=f"inspect installed certificate {request.name}")
         reason, renew, critical = self._decide(request, installed)
         if critical:
@@ -71,13 +63,13 @@ class RenewCertificate:
                 name=request.name, renewed=False, serial=installed.serial,
                 not_after=installed.not_after, reason=reason, critical=critical))
 
-        renewed = await workflow.execute_activity_method(
-            CertificateActivities.issue_and_install, ref,
+        renewed = await run_activity(
+            ISSUE_AND_INSTALL_CERTIFICATE, ref,
             # cert-manager may take a couple of minutes to sign; the activity heartbeats after.
             start_to_close_timeout=timedelta(minutes=10),
             retry_policy=ISSUER_RETRY, summary=f"issue, validate and install {request.name}")
-        verified = await workflow.execute_activity_method(
-            CertificateActivities.verify, VerifyRequest(request.name, renewed.serial),
+        verified = await run_activity(
+            VERIFY_CERTIFICATE_SERVED, VerifyRequest(request.name, renewed.serial),
             start_to_close_timeout=QUICK,
             retry_policy=RetryPolicy(maximum_attempts=5, maximum_interval=timedelta(seconds=10)),
             summary=f"verify {request.name} with a TLS handshake")

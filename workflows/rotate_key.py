@@ -22,25 +22,37 @@ own settings (``ResolveRotationInput``), because they decide what becomes unread
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
 from temporalio.exceptions import ApplicationError
 
+from workflows.activity_calls import run_activity
+
+# Passed through the sandbox: the worker's own contract classes and pure policy, loaded
+# once. Needed, not only faster: the sandbox swaps in a restricted ``datetime``, and a
+# contract imported inside it has datetime fields the payload converter cannot fill.
 with workflow.unsafe.imports_passed_through():
-    from activities.temporal_history import (
-        HistoryWindow,
+    from keyward.contracts.history import (
+        DESCRIBE_HISTORY_WINDOW,
+        REWRAP_SCHEDULE_INPUTS,
         HistoryWindowRequest,
         RewrapSchedulesRequest,
-        TemporalHistoryActivities,
     )
-    from activities.transit_keys import (
+    from keyward.contracts.rotation import (
+        RESOLVE_ROTATION_INPUT,
+        ROTATE_TRANSIT_KEY_WORKFLOW,
+        RotateKeyInput,
+        RotateKeyResult,
+    )
+    from keyward.contracts.transit import (
+        READ_TRANSIT_KEY,
+        ROTATE_TRANSIT_KEY,
+        SET_DECRYPTION_FLOOR,
         FloorRequest,
         ReadKeyInput,
         RotateRequest,
-        TransitKeyActivities,
         TransitKeyInfo,
     )
     from keyward.policy.retention import FloorDecision, RetentionError, decryption_floor
@@ -62,48 +74,6 @@ HOW_TO_START = ("start it with `starter.py rotate-key KEY`, or with `temporal wo
                 "encrypts the input")
 
 
-@dataclass(frozen=True)
-class RotateKeyInput:
-    key: str
-    mount: str = "transit"
-    #: Why: "schedule", "budget", "manual"... shown in the UI and the result.
-    reason: str = "manual"
-    #: The version this trigger wants to retire from use. If the key is already past it,
-    #: the rotation for this trigger happened: skip. (The usage ledger sets it.)
-    from_version: int | None = None
-    #: Skip when the latest version is younger than this (schedules set half their
-    #: interval, so a duplicate or catch-up firing does not rotate twice).
-    min_version_age_seconds: int = 0
-    raise_decryption_floor: bool = True
-    #: Namespaces whose payloads use this key; empty: the workflow's own namespace.
-    namespaces: list[str] = field(default_factory=list)
-    retention_buffer_seconds: int = 86_400
-    #: How long after a rotation the old version may still encrypt (envelope data-key age).
-    encryption_grace_seconds: int = 900
-    trim_archived_versions: bool = False
-    #: Kept for old callers and running histories, no longer obeyed: mount, namespaces,
-    #: floor, buffers, grace and trimming always come from the worker's settings, since an
-    #: input that chose them could make payloads unreadable for good.
-    settings_from: str = "worker"
-    #: Set by the worker's converter: True only when this input arrived encrypted (written
-    #: by someone holding keyward's Vault access or the codec server's write role). What
-    #: the JSON says is ignored.
-    authenticated: bool = False
-
-
-@dataclass(frozen=True)
-class RotateKeyResult:
-    key: str
-    reason: str
-    rotated: bool
-    old_version: int
-    new_version: int
-    rotated_at: datetime | None
-    skipped_because: str | None
-    decryption_floor: int
-    floor_explanation: str
-
-
 def skip_reason(request: RotateKeyInput, info: TransitKeyInfo, now: datetime) -> str | None:
     """Why this trigger must not rotate (None: rotate). Pure, so it is unit-testable."""
     if request.from_version is not None and info.latest_version > request.from_version:
@@ -120,7 +90,7 @@ def skip_reason(request: RotateKeyInput, info: TransitKeyInfo, now: datetime) ->
     return None
 
 
-@workflow.defn(name="RotateTransitKey")
+@workflow.defn(name=ROTATE_TRANSIT_KEY_WORKFLOW.name)
 class RotateTransitKey:
     @workflow.run
     async def run(self, request: RotateKeyInput) -> RotateKeyResult:
@@ -136,8 +106,8 @@ class RotateTransitKey:
         after = before
         rotated_at: datetime | None = None
         if skipped is None:
-            after = await workflow.execute_activity_method(
-                TransitKeyActivities.rotate_transit_key,
+            after = await run_activity(
+                ROTATE_TRANSIT_KEY,
                 RotateRequest(request.key, request.mount, before.latest_version),
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=VAULT_RETRY,
                 summary=f"rotate {name} from v{before.latest_version}")
@@ -164,15 +134,13 @@ class RotateTransitKey:
         return result
 
     async def _resolve(self, request: RotateKeyInput) -> RotateKeyInput:
-        resolved: RotateKeyInput = await workflow.execute_activity(
-            "ResolveRotationInput", request, result_type=RotateKeyInput,
-            start_to_close_timeout=ACTIVITY_TIMEOUT,
+        return await run_activity(
+            RESOLVE_ROTATION_INPUT, request, start_to_close_timeout=ACTIVITY_TIMEOUT,
             summary=f"take {request.key}'s rotation settings from the worker")
-        return resolved
 
     async def _read(self, request: RotateKeyInput, summary: str) -> TransitKeyInfo:
-        return await workflow.execute_activity_method(
-            TransitKeyActivities.read_transit_key, ReadKeyInput(request.key, request.mount),
+        return await run_activity(
+            READ_TRANSIT_KEY, ReadKeyInput(request.key, request.mount),
             start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=VAULT_RETRY, summary=summary)
 
     async def _maybe_raise_floor(self, request: RotateKeyInput,
@@ -185,8 +153,8 @@ class RotateTransitKey:
         namespaces = request.namespaces or [workflow.info().namespace]
         # Schedules keep their encrypted input forever: move it to the latest version first,
         # or it would hold every older version alive.
-        await workflow.execute_activity_method(
-            TemporalHistoryActivities.rewrap_schedule_inputs,
+        await run_activity(
+            REWRAP_SCHEDULE_INPUTS,
             RewrapSchedulesRequest(namespaces=namespaces, key=request.key,
                                    latest_version=info.latest_version),
             start_to_close_timeout=timedelta(minutes=5), heartbeat_timeout=timedelta(minutes=1),
@@ -196,8 +164,8 @@ class RotateTransitKey:
                       for version in range(floor, info.latest_version)]
         # Reads the start event of every execution still present (bounded by the worker's
         # rotation.history_scan_limit), so it may take a while on a busy namespace.
-        window: HistoryWindow = await workflow.execute_activity_method(
-            TemporalHistoryActivities.describe_history_window,
+        window = await run_activity(
+            DESCRIBE_HISTORY_WINDOW,
             HistoryWindowRequest(namespaces=namespaces, thresholds=thresholds, key=request.key,
                                  from_version=floor),
             start_to_close_timeout=timedelta(minutes=30), heartbeat_timeout=timedelta(minutes=2),
@@ -224,8 +192,8 @@ class RotateTransitKey:
             raise ApplicationError(f"cannot decide the decryption floor: {exc}",
                                    type="InvalidFloorInput", non_retryable=True) from exc
         if decision.new_floor > floor:
-            await workflow.execute_activity_method(
-                TransitKeyActivities.set_decryption_floor,
+            await run_activity(
+                SET_DECRYPTION_FLOOR,
                 FloorRequest(request.key, request.mount, decision.new_floor,
                              trim=request.trim_archived_versions),
                 start_to_close_timeout=ACTIVITY_TIMEOUT, retry_policy=VAULT_RETRY,

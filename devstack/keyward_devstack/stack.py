@@ -20,6 +20,7 @@ from typing import TextIO
 from temporalio.client import Client
 
 from keyward.config import CodecServerSettings, Settings
+from keyward.contracts.ids import renewal_schedule_id
 from keyward.log import get_logger
 from keyward.policy.cadence import format_interval
 from keyward.rotation.schedules import apply_certificate_schedule, remove_managed_schedule
@@ -37,7 +38,6 @@ from keyward_devstack.mtls_gateway import MtlsGateway
 from keyward_devstack.processes import ManagedProcess
 from keyward_devstack.temporal_dev import TemporalDevServer
 from keyward_devstack.vault_dev import DevVault, ensure_transit
-from workflows.ids import renewal_schedule_id
 
 
 @dataclass

@@ -17,6 +17,8 @@ from temporalio.envconfig import ClientConfig, ClientConnectConfig
 from temporalio.service import RetryConfig
 
 from keyward.config import TemporalSettings
+from keyward.connect.api_key import read_api_key
+from keyward.connect.reload import ClientTLSFiles, tls_config
 from keyward.errors import ConfigError, StartupError
 
 DEFAULT_ADDRESS = "localhost:7233"
@@ -50,8 +52,6 @@ async def connect_temporal(
     """Connect, failing fast with a clear :class:`StartupError` when nobody answers."""
     config = load_connect_config(settings, env=env)
     if settings.tls_cert is not None and settings.tls_key is not None:
-        from keyward.connect.reload import ClientTLSFiles, tls_config  # noqa: PLC0415
-
         try:
             config["tls"] = tls_config(ClientTLSFiles(
                 cert=settings.tls_cert, key=settings.tls_key, ca=settings.tls_server_ca,
@@ -60,8 +60,6 @@ async def connect_temporal(
             raise ConfigError("temporal.tls_cert",
                               f"cannot read the client certificate pair: {exc}") from None
     if settings.api_key_file is not None:
-        from keyward.connect.api_key import read_api_key  # noqa: PLC0415
-
         config["api_key"] = read_api_key(settings.api_key_file)
     address = config["target_host"]
     retry_ms = int(connect_timeout.total_seconds() * 1000)

@@ -1,5 +1,6 @@
-"""Builds the issuer a certificate's settings name. SDKs are imported only when used:
-the Azure and Kubernetes clients are optional extras (``pip install keyward[azure]``)."""
+"""Builds the issuer a certificate's settings name. The issuers built on an optional SDK
+(cert-manager on the Kubernetes client, Azure Key Vault on Azure's) are imported only when
+used: those SDKs are extras (``pip install keyward[azure]``)."""
 
 from __future__ import annotations
 
@@ -16,6 +17,9 @@ from keyward.config import (
 )
 from keyward.errors import ConfigError
 from keyward.issuers.base import Issuer
+from keyward.issuers.local_ca import LocalCaIssuer
+from keyward.issuers.vault_pki import VaultPkiIssuer
+from keyward.pki.ca import CertificateAuthority
 
 
 def issuer_factory(vault: Any | None) -> Callable[[str, CertificateSettings], Issuer]:
@@ -26,12 +30,8 @@ def issuer_factory(vault: Any | None) -> Callable[[str, CertificateSettings], Is
 def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = None) -> Issuer:
     match cert.issuer:
         case LocalCaIssuerSettings() as local:
-            from keyward.issuers.local_ca import LocalCaIssuer  # noqa: PLC0415
-
             return LocalCaIssuer.from_files(local.ca_cert, local.ca_key)
         case VaultPkiIssuerSettings() as pki:
-            from keyward.issuers.vault_pki import VaultPkiIssuer  # noqa: PLC0415
-
             if vault is None:
                 raise ConfigError(f"certificates.{name}.issuer",
                                   "vault-pki needs the worker's Vault connection")
@@ -49,8 +49,6 @@ def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = No
             if azure.signing_ca is None:
                 return AzureKeyVaultIssuer(azure.azure_vault_url, azure.azure_certificate_name,
                                            mode="self")
-            from keyward.pki.ca import CertificateAuthority  # noqa: PLC0415
-
             # azure_mode = "external-ca": Key Vault holds the key; keyward's CA signs the
             # CSR it produces.
             ca = CertificateAuthority.load(*azure.signing_ca)

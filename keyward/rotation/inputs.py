@@ -5,9 +5,9 @@ from __future__ import annotations
 from datetime import timedelta
 
 from keyward.config import Settings
+from keyward.contracts.ledger import LedgerInput
+from keyward.contracts.rotation import RotateKeyInput
 from keyward.policy.cadence import Cadence, rotation_cadence, version_budget
-from workflows.key_ledger import LedgerInput
-from workflows.rotate_key import RotateKeyInput
 
 #: Payloads may still be encrypted under the old version for as long as an envelope
 #: data key lives after the rotation; this margin covers clock skew and slow writers.

@@ -18,12 +18,18 @@ from temporalio.client import Client
 
 from keyward.codec.usage import UsageCounters, UsageSample
 from keyward.config import Settings
+from keyward.contracts.ids import ledger_workflow_id
+from keyward.contracts.ledger import (
+    REPORT_SIGNAL,
+    TRANSIT_KEY_LEDGER_WORKFLOW,
+    USAGE_QUERY,
+    UsageReport,
+    VersionCount,
+)
 from keyward.log import get_logger
 from keyward.metrics import KEY_BUDGET_USED
 from keyward.periodic import PeriodicTask
 from keyward.rotation.inputs import ledger_input
-from workflows.ids import ledger_workflow_id
-from workflows.key_ledger import TransitKeyLedger, UsageReport, VersionCount
 
 
 class UsageReporter:
@@ -77,10 +83,10 @@ class UsageReporter:
         report = UsageReport(reporter=self._reporter,
                              counts=[VersionCount(s.version, s.encryptions) for s in samples])
         await self._client().start_workflow(
-            TransitKeyLedger.run, ledger_input(self._settings, key),
+            TRANSIT_KEY_LEDGER_WORKFLOW.name, ledger_input(self._settings, key),
             id=ledger_workflow_id(self._settings.vault.transit_mount, key),
             task_queue=self._settings.temporal.task_queue,
-            start_signal="report", start_signal_args=[report],
+            start_signal=REPORT_SIGNAL.name, start_signal_args=[report],
             static_summary=f"encryption counts of Transit key {key}")
         self.reports_sent += 1
 
@@ -94,7 +100,8 @@ class UsageReporter:
         handle = self._client().get_workflow_handle(
             ledger_workflow_id(self._settings.vault.transit_mount, key))
         try:
-            state = await handle.query(TransitKeyLedger.usage, rpc_timeout=timedelta(seconds=5))
+            state = await handle.query(USAGE_QUERY.name, result_type=USAGE_QUERY.result_type,
+                                       rpc_timeout=timedelta(seconds=5))
         except Exception as exc:  # noqa: BLE001 - a metric must never break reporting
             self._log.debug("cannot read the ledger for the budget gauge", key=key,
                             error=f"{type(exc).__name__}: {exc}")

@@ -36,18 +36,18 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from keyward.codec.trust import unstamped
 from keyward.config import CertificateSettings, Settings
-from keyward.policy.cadence import Cadence, format_interval
-from keyward.policy.renewal import check_interval
-from keyward.rotation.inputs import cadence_for, rotate_input
-from workflows.ids import (
+from keyward.contracts.certificates import RENEW_CERTIFICATE_WORKFLOW, RenewCertificateInput
+from keyward.contracts.ids import (
     is_keyward_schedule,
     renewal_schedule_id,
     rotation_schedule_id,
     scheduled_renewal_workflow_id,
     scheduled_rotation_workflow_id,
 )
-from workflows.renew_certificate import RenewCertificate, RenewCertificateInput
-from workflows.rotate_key import RotateTransitKey
+from keyward.contracts.rotation import ROTATE_TRANSIT_KEY_WORKFLOW
+from keyward.policy.cadence import Cadence, format_interval
+from keyward.policy.renewal import check_interval
+from keyward.rotation.inputs import cadence_for, rotate_input
 
 #: Memo key naming who manages a schedule that the settings file does not list.
 MANAGED_BY_MEMO = "managed_by"
@@ -80,7 +80,8 @@ def build_schedule(settings: Settings, key: str, cadence: Cadence) -> Schedule:
                                    timedelta(minutes=settings.rotation.catchup_window_minutes)))
     return Schedule(
         action=ScheduleActionStartWorkflow(
-            RotateTransitKey.run, request, id=scheduled_rotation_workflow_id(mount, key),
+            ROTATE_TRANSIT_KEY_WORKFLOW.name, request,
+            id=scheduled_rotation_workflow_id(mount, key),
             task_queue=settings.temporal.task_queue, execution_timeout=timedelta(hours=6),
             static_summary=f"scheduled rotation of {mount}/{key}",
             static_details=cadence.explanation),
@@ -132,7 +133,7 @@ def build_certificate_schedule(settings: Settings, name: str,
                    f"{format_interval(window)} left → check every {format_interval(interval)}")
     schedule = Schedule(
         action=ScheduleActionStartWorkflow(
-            RenewCertificate.run, RenewCertificateInput(name),
+            RENEW_CERTIFICATE_WORKFLOW.name, RenewCertificateInput(name),
             id=scheduled_renewal_workflow_id(name), task_queue=settings.temporal.task_queue,
             execution_timeout=max(interval, timedelta(minutes=30)),
             static_summary=f"scheduled renewal check of certificate {name}",

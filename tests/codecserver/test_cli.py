@@ -17,19 +17,19 @@ from prometheus_client import generate_latest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
-from activities.transit_keys import ReadKeyInput
+from keyward.app.worker import ACTIVITY_THREADS, build_worker
 from keyward.codec.converter import build_data_converter
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.app import CODEC_SERVER
 from keyward.codecserver.runner import RunningCodecServer, start_codec_server
 from keyward.config import TemporalSettings
+from keyward.contracts.transit import ReadKeyInput
 from keyward.vault.client import connect_vault
 from keyward_devstack.processes import free_port
 from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.codecserver.conftest import JwksServer, SigningKey, codec_settings, jwt_settings
 from tests.conftest import VaultEndpoint
 from tests.e2e.test_dev_stack import payloads_in
-from worker import ACTIVITY_THREADS, build_worker
 from workflows.inspect_key import InspectTransitKey
 
 pytestmark = pytest.mark.temporal

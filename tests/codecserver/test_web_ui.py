@@ -25,9 +25,9 @@ import hvac
 import pytest
 from temporalio.client import Client
 
-from activities.transit_keys import ReadKeyInput
 from keyward.codec.converter import build_data_converter
 from keyward.config import DEFAULT_TASK_QUEUE, Settings
+from keyward.contracts.transit import ReadKeyInput
 from keyward.secrets import Secret
 from keyward_devstack.processes import free_port
 from tests.e2e.test_dev_stack import DevWorker

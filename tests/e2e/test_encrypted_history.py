@@ -14,15 +14,15 @@ from temporalio.api.common.v1 import Payload
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.transit_keys import ReadKeyInput
+from keyward.app.worker import ACTIVITY_THREADS, build_worker
 from keyward.codec.converter import CodecBundle, build_data_converter
 from keyward.codec.transit_codec import PayloadEncryptionError
 from keyward.config import CodecSettings, Settings, TemporalSettings
+from keyward.contracts.transit import ReadKeyInput
 from keyward.vault.client import build_hvac_client, connect_vault
 from keyward_devstack.processes import free_port
 from keyward_devstack.vault_dev import DevVault, ensure_transit
 from tests.conftest import VaultEndpoint
-from worker import ACTIVITY_THREADS, build_worker
 from workflows.inspect_key import InspectTransitKey
 
 

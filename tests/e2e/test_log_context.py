@@ -14,12 +14,12 @@ import pytest
 import structlog
 from temporalio.client import Client
 
-from activities.transit_keys import ReadKeyInput
+from keyward.app.worker import ACTIVITY_THREADS, build_worker
 from keyward.config import LoggingSettings, Settings, TemporalSettings
+from keyward.contracts.transit import ReadKeyInput
 from keyward.log import configure_logging
 from keyward.vault.client import connect_vault
 from tests.conftest import VaultEndpoint
-from worker import ACTIVITY_THREADS, build_worker
 from workflows.inspect_key import InspectTransitKey
 
 

@@ -24,6 +24,7 @@ from temporalio.worker import Worker
 
 from activities.certificates import CertificateActivities
 from keyward.config import CertificateSettings, Settings, TemporalSettings
+from keyward.contracts.certificates import RenewCertificateInput
 from keyward.issuers.base import Issuer, IssuerError
 from keyward.issuers.cert_manager import CertManagerIssuer
 from keyward.issuers.factory import build_issuer, issuer_factory
@@ -34,7 +35,7 @@ from keyward.pki.validate import summarize
 from keyward.rotation.schedules import build_certificate_schedule
 from tests.emulators.kube_api import FakeKubeApi, serve
 from tests.support import assert_eventually
-from workflows.renew_certificate import RenewCertificate, RenewCertificateInput
+from workflows.renew_certificate import RenewCertificate
 
 
 @pytest.fixture(scope="module")

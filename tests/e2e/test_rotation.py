@@ -22,12 +22,17 @@ from temporalio.worker import Worker
 
 from activities import build_activities
 from activities.rotation_settings import RotationSettingsActivities
-from activities.temporal_history import HistoryWindow, HistoryWindowRequest
-from activities.transit_keys import RotateRequest, TransitKeyActivities
+from activities.transit_keys import TransitKeyActivities
+from keyward.app.worker import ACTIVITY_THREADS
 from keyward.codec.converter import CodecBundle, build_data_converter
 from keyward.codec.transit_codec import PayloadDecryptionError
 from keyward.codec.usage import UsageCounters
 from keyward.config import CodecSettings, RotationSettings, Settings, TemporalSettings
+from keyward.contracts.history import HistoryWindow, HistoryWindowRequest
+from keyward.contracts.ids import ledger_workflow_id
+from keyward.contracts.ledger import UsageReport, VersionCount
+from keyward.contracts.rotation import RotateKeyInput, RotateKeyResult
+from keyward.contracts.transit import RotateRequest
 from keyward.policy.cadence import Cadence
 from keyward.rotation.inputs import ledger_input, rotate_input
 from keyward.rotation.reporter import UsageReporter
@@ -38,11 +43,9 @@ from keyward_devstack.processes import free_port
 from keyward_devstack.vault_dev import DevVault, ensure_transit
 from tests.conftest import VaultEndpoint
 from tests.support import assert_eventually
-from worker import ACTIVITY_THREADS
 from workflows import ALL_WORKFLOWS
-from workflows.ids import ledger_workflow_id
-from workflows.key_ledger import TransitKeyLedger, UsageReport, VersionCount
-from workflows.rotate_key import RotateKeyInput, RotateKeyResult, RotateTransitKey
+from workflows.key_ledger import TransitKeyLedger
+from workflows.rotate_key import RotateTransitKey
 
 
 def settings_for(vault: VaultEndpoint | tuple[str, Secret], task_queue: str, key: str,

@@ -11,11 +11,11 @@ import pytest
 from temporalio.client import Client, WorkflowFailureError
 from temporalio.exceptions import ActivityError, ApplicationError
 
-from activities.transit_keys import ReadKeyInput
+from keyward.app.worker import ACTIVITY_THREADS, build_worker
 from keyward.config import Settings, TemporalSettings
+from keyward.contracts.transit import ReadKeyInput
 from keyward.vault.client import connect_vault
 from tests.conftest import VaultEndpoint
-from worker import ACTIVITY_THREADS, build_worker
 from workflows.inspect_key import InspectTransitKey
 
 

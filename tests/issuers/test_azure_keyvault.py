@@ -37,8 +37,9 @@ from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from temporalio.testing import ActivityEnvironment
 
-from activities.certificates import CertificateActivities, CertificateRef
+from activities.certificates import CertificateActivities
 from keyward.config import CertificateSettings, Settings
+from keyward.contracts.certificates import CertificateRef
 from keyward.issuers.azure_keyvault import (
     AzureKeyVaultIssuer,
     import_to_key_vault,

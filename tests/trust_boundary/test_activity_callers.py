@@ -26,11 +26,11 @@ from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import UnsandboxedWorkflowRunner, Worker
 
+from keyward.app.worker import ACTIVITY_THREADS, build_worker
 from keyward.config import Settings, TemporalSettings
 from keyward.vault.client import connect_vault
 from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.conftest import VaultEndpoint
-from worker import ACTIVITY_THREADS, build_worker
 
 
 @workflow.defn(name="NotKeyward")

@@ -30,12 +30,9 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError
 from temporalio.testing import ActivityEnvironment
 
-from activities.temporal_history import (
-    HistoryWindow,
-    HistoryWindowRequest,
-    TemporalHistoryActivities,
-)
+from activities.temporal_history import TemporalHistoryActivities
 from keyward.config import CodecSettings
+from keyward.contracts.history import HistoryWindow, HistoryWindowRequest
 from keyward.rotation.inputs import rotate_input
 from keyward.temporal.payload_versions import iter_payloads, key_versions
 from tests.conftest import VaultEndpoint

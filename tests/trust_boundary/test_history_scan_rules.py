@@ -35,12 +35,8 @@ from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode, ServiceClient
 from temporalio.testing import ActivityEnvironment, WorkflowEnvironment
 
-from activities.temporal_history import (
-    SCAN_CONCURRENCY,
-    HistoryWindow,
-    HistoryWindowRequest,
-    TemporalHistoryActivities,
-)
+from activities.temporal_history import SCAN_CONCURRENCY, TemporalHistoryActivities
+from keyward.contracts.history import HistoryWindow, HistoryWindowRequest
 from tests.support import assert_eventually
 from tests.trust_boundary.test_floor_follows_payload_versions import (
     in_namespace,

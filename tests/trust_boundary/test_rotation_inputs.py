@@ -20,8 +20,11 @@ from temporalio.client import Client, WorkflowFailureError, WorkflowHistory
 from temporalio.exceptions import ApplicationError
 from temporalio.worker import Replayer
 
-from activities.temporal_history import HistoryWindow, HistoryWindowRequest
-from activities.transit_keys import ReadKeyInput, TransitKeyInfo
+from keyward.contracts.history import HistoryWindow, HistoryWindowRequest
+from keyward.contracts.ids import ledger_workflow_id
+from keyward.contracts.ledger import UsageReport, VersionCount
+from keyward.contracts.rotation import RotateKeyInput, RotateKeyResult
+from keyward.contracts.transit import ReadKeyInput, TransitKeyInfo
 from keyward.rotation.inputs import ledger_input
 from tests.conftest import VaultEndpoint
 from tests.e2e.test_rotation import (
@@ -33,9 +36,8 @@ from tests.e2e.test_rotation import (
 )
 from tests.support import assert_eventually
 from workflows import ALL_WORKFLOWS
-from workflows.ids import ledger_workflow_id
-from workflows.key_ledger import TransitKeyLedger, UsageReport, VersionCount
-from workflows.rotate_key import RotateKeyInput, RotateKeyResult, RotateTransitKey
+from workflows.key_ledger import TransitKeyLedger
+from workflows.rotate_key import RotateTransitKey
 
 
 def _application_error(failure: WorkflowFailureError) -> ApplicationError:

@@ -28,13 +28,11 @@ from temporalio.client import (
 from temporalio.converter import DataConverter
 from temporalio.testing import ActivityEnvironment
 
-from activities.temporal_history import (
-    HistoryWindow,
-    HistoryWindowRequest,
-    TemporalHistoryActivities,
-)
+from activities.temporal_history import TemporalHistoryActivities
 from keyward.codec.format import is_encrypted
 from keyward.config import CodecSettings
+from keyward.contracts.history import HistoryWindow, HistoryWindowRequest
+from keyward.contracts.ids import rotation_schedule_id
 from keyward.rotation.inputs import rotate_input
 from keyward.temporal.payload_versions import iter_payloads, key_versions
 from tests.conftest import VaultEndpoint
@@ -49,7 +47,6 @@ from tests.trust_boundary.test_floor_follows_payload_versions import (
     in_namespace,
     register_namespace,
 )
-from workflows.ids import rotation_schedule_id
 from workflows.rotate_key import RotateTransitKey
 
 #: What the schedule holds, each in a different field.

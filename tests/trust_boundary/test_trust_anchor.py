@@ -18,8 +18,9 @@ from cryptography.hazmat.primitives import serialization
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
 
-from activities.certificates import CertificateActivities, CertificateRef
+from activities.certificates import CertificateActivities
 from keyward.config import Settings, load_settings
+from keyward.contracts.certificates import CertificateRef
 from keyward.errors import ConfigError
 from keyward.issuers.factory import build_issuer
 from keyward.pki.ca import CertificateAuthority

@@ -18,13 +18,13 @@ import hvac
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
+from keyward.app.worker import ACTIVITY_THREADS, build_worker
 from keyward.codec.converter import encrypting_converter
 from keyward.config import CodecSettings, Settings, TemporalSettings, VaultSettings
 from keyward.vault.client import connect_vault
 from keyward_devstack.temporal_dev import temporal_cli_path
 from tests.conftest import VaultEndpoint
 from tests.trust_boundary.vault_recorder import recording_vault
-from worker import ACTIVITY_THREADS, build_worker
 
 
 async def test_crafted_input_metadata_sends_nothing_to_vault(
