@@ -146,10 +146,10 @@ EQUIVALENT: dict[str, dict[str, str]] = {
         "82:67:4+1": "the scratch file's random suffix is 10 hex digits instead of 8: any "
                      "unique name works",
         "82:67:4-1": "the same, 6 hex digits",
-        **dict.fromkeys(("286:35:1+1", "286:40:16+1", "286:40:16-1"),
+        **dict.fromkeys(("294:35:1+1", "294:40:16+1", "294:40:16-1"),
                         "the read chunk size (64 KiB vs 32 or 128 KiB): the loop reads to the "
                         "end either way"),
-        **dict.fromkeys(("350:29:==->!=", "350:7:drop-and-operand-2"),
+        **dict.fromkeys(("358:29:==->!=", "358:7:drop-and-operand-2"),
                         "symlinks that keyward did not make are refused before this point "
                         "(adoption), so any symlink here already points at ..data/<name>; "
                         "re-creating it by rename is invisible"),

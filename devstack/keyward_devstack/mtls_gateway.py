@@ -52,10 +52,11 @@ import contextlib
 import signal
 import ssl
 import sys
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from structlog.stdlib import BoundLogger
@@ -238,6 +239,10 @@ class MtlsGateway:
         self._server: asyncio.Server | None = None
         self._watcher: ContentWatcher | None = None
         self._connections: set[asyncio.Task[None]] = set()
+        #: Every accepted connection's writer until its handler closes it: a connection
+        #: accepted just before stop() gets a handler task that may never run, and whose
+        #: own ``finally`` therefore never closes it.
+        self._writers: set[asyncio.StreamWriter] = set()
         self._next_id = 0
 
     @property
@@ -259,7 +264,7 @@ class MtlsGateway:
             return
         try:
             self._server = await asyncio.start_server(
-                self._handle, self.config.listen_host, self.config.listen_port)
+                self._accept, self.config.listen_host, self.config.listen_port)
         except OSError as error:
             raise GatewayError(f"cannot listen on {self.config.listen_host}:"
                                f"{self.config.listen_port}: {error}") from None
@@ -285,6 +290,9 @@ class MtlsGateway:
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        for writer in list(self._writers):
+            await _close(writer)
+        self._writers.clear()
         _log.info("mtls gateway stopped", accepted=self.stats.accepted,
                   rejected=self.stats.rejected, closed_for_age=self.stats.closed_for_age)
 
@@ -306,6 +314,13 @@ class MtlsGateway:
         _log.info("gateway TLS material reloaded", cert=str(self.config.server_cert))
         return True
 
+    def _accept(self, reader: asyncio.StreamReader,
+                writer: asyncio.StreamWriter) -> Coroutine[Any, Any, None]:
+        """Called synchronously as the connection is made: the writer is known to stop()
+        before the handler task exists."""
+        self._writers.add(writer)
+        return self._handle(reader, writer)
+
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         if task is not None:
@@ -322,6 +337,7 @@ class MtlsGateway:
             log.debug("connection closed by gateway shutdown")
         finally:
             await _close(writer)
+            self._writers.discard(writer)
             if task is not None:
                 self._connections.discard(task)
 

@@ -152,13 +152,21 @@ def read_installed(directory: Path, *, cert_name: str = "tls.crt", key_name: str
         try:
             certificate = (source / cert_name).read_bytes()
             key = (source / key_name).read_bytes()
-            ca = (source / ca_name).read_bytes() if (source / ca_name).exists() else None
         except FileNotFoundError:
             if generation is None:
                 return None
             # The generation was pruned between readlink and read (two installs in a
             # row): resolve ..data again.
             continue
+        try:
+            ca: bytes | None = (source / ca_name).read_bytes()
+        except FileNotFoundError:
+            # No CA file: either the pair has none, or its generation is being pruned
+            # (files go one by one). Only a generation that is still current is whole;
+            # one that stopped being current never becomes current again.
+            if generation is not None and _current_generation(directory) != generation:
+                continue
+            ca = None
         return IssuedCertificate(certificate_pem=certificate, private_key_pem=key, ca_pem=ca)
     return None
 
