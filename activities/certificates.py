@@ -24,6 +24,7 @@ from keyward.config import (
     KubernetesSecretInstall,
     Settings,
 )
+from keyward.contracts import failures
 from keyward.contracts.certificates import (
     INSPECT_CERTIFICATE,
     ISSUE_AND_INSTALL_CERTIFICATE,
@@ -33,12 +34,14 @@ from keyward.contracts.certificates import (
     RenewedCertificate,
     VerifyRequest,
 )
+from keyward.errors import KeywardError
 from keyward.issuers.base import Issuer, IssuerError
 from keyward.issuers.factory import kubernetes_api_client
 from keyward.metrics import CERTIFICATE_EXPIRY
 from keyward.pki.install import install_pair, read_installed
 from keyward.pki.types import CertificateSpec, IssuedCertificate
 from keyward.pki.validate import CertificateValidationError, summarize, validate_pair
+from keyward.temporal.failures import to_application_error
 
 IssuerFactory = Callable[[str, CertificateSettings], Issuer]
 
@@ -71,9 +74,9 @@ class CertificateActivities:
         cert = self._settings.certificates.get(name)
         if cert is None:
             known = ", ".join(sorted(self._settings.certificates)) or "none"
-            raise ApplicationError(f"no certificate named {name!r} in the settings "
-                                   f"(configured: {known})", type="UnknownCertificate",
-                                   non_retryable=True)
+            raise to_application_error(KeywardError(
+                f"no certificate named {name!r} in the settings (configured: {known})",
+                failure_type=failures.UNKNOWN_CERTIFICATE))
         return cert
 
     @activity.defn(name=INSPECT_CERTIFICATE.name)
@@ -114,18 +117,19 @@ class CertificateActivities:
         try:
             issued = issuer.issue(spec)
         except IssuerError as exc:
-            raise ApplicationError(f"{issuer.name} could not issue {ref.name!r}: {exc}",
-                                   type="IssuerError", non_retryable=not exc.retryable) from exc
+            raise to_application_error(IssuerError(
+                f"{issuer.name} could not issue {ref.name!r}: {exc}",
+                retryable=exc.retryable)) from exc
         activity.heartbeat("issued")
         try:
             summary = validate_pair(issued.certificate_pem, issued.private_key_pem,
                                     ca_pem=issued.ca_pem, now=datetime.now(UTC), spec=spec,
                                     trust_anchor=_trust_anchor(ref.name, cert))
         except CertificateValidationError as exc:
-            raise ApplicationError(
+            raise to_application_error(KeywardError(
                 f"certificate {ref.name!r} issued by {issuer.name} failed validation and was "
-                f"NOT installed: {'; '.join(exc.problems)}", type="CertificateInvalid",
-                non_retryable=True) from exc
+                f"NOT installed: {'; '.join(exc.problems)}",
+                failure_type=failures.CERTIFICATE_INVALID)) from exc
         installed_to = self._install(ref.name, cert, issued)
         CERTIFICATE_EXPIRY.labels(certificate=ref.name).set(summary.not_after.timestamp())
         activity.logger.info("installed certificate %s serial %s (valid until %s) to %s",
@@ -147,8 +151,7 @@ class CertificateActivities:
             return "no verify_endpoint configured"
         installed = self._read(cert)
         if installed is None:
-            raise ApplicationError(f"{request.name}: nothing installed to verify",
-                                   type="VerifyFailed")
+            raise _verify_failed(f"{request.name}: nothing installed to verify")
         host, _, port = cert.verify_endpoint.rpartition(":")
         context = ssl.create_default_context()
         if installed.ca_pem:
@@ -163,14 +166,13 @@ class CertificateActivities:
                 served = tls.getpeercert(binary_form=True)
                 _await_verdict(tls)
         except (OSError, ssl.SSLError) as exc:
-            raise ApplicationError(f"TLS handshake with {cert.verify_endpoint} failed: "
-                                   f"{exc}", type="VerifyFailed") from exc
+            raise _verify_failed(f"TLS handshake with {cert.verify_endpoint} failed: "
+                                 f"{exc}") from exc
         if cert.usage == "server" and served is not None:
             served_serial = summarize(_der_to_pem(served)).serial
             if served_serial != request.serial:
-                raise ApplicationError(f"{cert.verify_endpoint} serves serial {served_serial},"
-                                       f" not the installed {request.serial} (not reloaded?)",
-                                       type="VerifyFailed")
+                raise _verify_failed(f"{cert.verify_endpoint} serves serial {served_serial},"
+                                     f" not the installed {request.serial} (not reloaded?)")
         return f"handshake with {cert.verify_endpoint} succeeded"
 
     def _read(self, cert: CertificateSettings) -> IssuedCertificate | None:
@@ -192,9 +194,10 @@ class CertificateActivities:
                 try:
                     return reader.read_installed()
                 except IssuerError as exc:
-                    raise ApplicationError(f"reading {vault.azure_certificate_name!r} from Key "
-                                           f"Vault failed: {exc}", type="InspectFailed",
-                                           non_retryable=not exc.retryable) from exc
+                    raise to_application_error(IssuerError(
+                        f"reading {vault.azure_certificate_name!r} from Key Vault failed: "
+                        f"{exc}", retryable=exc.retryable,
+                        failure_type=failures.INSPECT_FAILED)) from exc
             case unknown:
                 assert_never(unknown)
 
@@ -217,10 +220,10 @@ class CertificateActivities:
                         client.CoreV1Api(self._kube()), namespace=namespace, name=secret,
                         issued=issued, labels={"app.kubernetes.io/managed-by": "keyward"})
                 except TlsSecretError as exc:
-                    raise ApplicationError(f"installing {name!r} into Secret "
-                                           f"{namespace}/{secret} failed: {exc}",
-                                           type="InstallFailed",
-                                           non_retryable=not exc.retryable) from exc
+                    raise to_application_error(TlsSecretError(
+                        f"installing {name!r} into Secret {namespace}/{secret} failed: {exc}",
+                        retryable=exc.retryable,
+                        failure_type=failures.INSTALL_FAILED)) from exc
                 return f"secret {namespace}/{secret}@{version}"
             case AzureKeyVaultInstall() as vault:
                 from keyward.issuers.azure_keyvault import import_to_key_vault  # noqa: PLC0415
@@ -230,9 +233,10 @@ class CertificateActivities:
                                                vault.azure_certificate_name, issued,
                                                **self._azure_options)
                 except IssuerError as exc:
-                    raise ApplicationError(f"importing {name!r} into Key Vault failed: {exc}",
-                                           type="InstallFailed",
-                                           non_retryable=not exc.retryable) from exc
+                    raise to_application_error(IssuerError(
+                        f"importing {name!r} into Key Vault failed: {exc}",
+                        retryable=exc.retryable,
+                        failure_type=failures.INSTALL_FAILED)) from exc
             case unknown:
                 assert_never(unknown)
 
@@ -259,9 +263,15 @@ def _trust_anchor(name: str, cert: CertificateSettings) -> bytes | None:
         return cert.trust_anchor.read_bytes()
     except OSError as exc:
         # Unreadable pin: refuse rather than fall back to trusting the issuer's own CA.
-        raise ApplicationError(f"certificates.{name}.trust_anchor {cert.trust_anchor} cannot "
-                               f"be read: {exc.strerror}", type="TrustAnchorUnreadable",
-                               non_retryable=True) from None
+        raise to_application_error(KeywardError(
+            f"certificates.{name}.trust_anchor {cert.trust_anchor} cannot be read: "
+            f"{exc.strerror}", failure_type=failures.TRUST_ANCHOR_UNREADABLE)) from None
+
+
+def _verify_failed(message: str) -> ApplicationError:
+    """The endpoint may not have reloaded yet: retried, unlike the other refusals."""
+    return to_application_error(KeywardError(message, retryable=True,
+                                             failure_type=failures.VERIFY_FAILED))
 
 
 def _seconds(hours: float | None) -> int | None:

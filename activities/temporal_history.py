@@ -34,11 +34,11 @@ from temporalio.api.workflowservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.client import WorkflowExecution as ListedExecution
-from temporalio.exceptions import ApplicationError
 from temporalio.service import RPCError, RPCStatusCode
 
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.config import RotationSettings
+from keyward.contracts import failures
 from keyward.contracts.history import (
     DESCRIBE_HISTORY_WINDOW,
     REWRAP_SCHEDULE_INPUTS,
@@ -49,6 +49,7 @@ from keyward.contracts.history import (
 )
 from keyward.contracts.ids import is_keyward_schedule
 from keyward.errors import KeywardError
+from keyward.temporal.failures import to_application_error
 from keyward.temporal.payload_versions import key_versions, stale_payloads
 
 #: Start events fetched at once; bounded so a large namespace does not flood the frontend.
@@ -75,8 +76,8 @@ class TemporalHistoryActivities:
     @activity.defn(name=DESCRIBE_HISTORY_WINDOW.name)
     async def describe_history_window(self, request: HistoryWindowRequest) -> HistoryWindow:
         if not request.namespaces or not request.key:
-            raise ApplicationError("namespaces and key are required", type="InvalidRequest",
-                                   non_retryable=True)
+            raise to_application_error(KeywardError("namespaces and key are required",
+                                                    failure_type=failures.INVALID_REQUEST))
         client = activity.client()
         retention = timedelta(0)
         oldest: tuple[datetime, str] | None = None

@@ -12,8 +12,8 @@ from collections.abc import Callable
 
 import hvac
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
+from keyward.contracts import failures
 from keyward.contracts.transit import (
     READ_TRANSIT_KEY,
     ROTATE_TRANSIT_KEY,
@@ -23,8 +23,9 @@ from keyward.contracts.transit import (
     RotateRequest,
     TransitKeyInfo,
 )
+from keyward.errors import KeywardError
 from keyward.metrics import KEY_LATEST_VERSION_CREATED
-from keyward.temporal.failures import as_application_error
+from keyward.temporal.failures import to_application_error
 from keyward.vault.errors import VaultError, vault_errors
 from keyward.vault.names import InvalidVaultName, check_key_name, check_mount
 
@@ -66,9 +67,9 @@ class TransitKeyActivities:
         current = self._read(request.key, request.mount)
         floor = request.min_decryption_version
         if floor > current.latest_version:
-            raise ApplicationError(f"refusing floor v{floor} above latest v"
-                                   f"{current.latest_version} of {request.key}",
-                                   type="InvalidFloor", non_retryable=True)
+            raise to_application_error(KeywardError(
+                f"refusing floor v{floor} above latest v{current.latest_version} of "
+                f"{request.key}", failure_type=failures.INVALID_FLOOR))
         if floor > current.min_decryption_version:
             self._call(f"raise decryption floor of {request.mount}/{request.key}",
                        lambda: self._vault.secrets.transit.update_key_configuration(
@@ -96,15 +97,14 @@ class TransitKeyActivities:
             check_key_name(key)
             check_mount(mount)
         except InvalidVaultName as exc:
-            raise ApplicationError(str(exc), type="InvalidVaultName",
-                                   non_retryable=True) from None
+            raise to_application_error(exc) from None
 
     def _call(self, operation: str, call: Callable[[], object]) -> None:
         try:
             with vault_errors(operation):
                 call()
         except VaultError as exc:
-            raise as_application_error(exc) from exc
+            raise to_application_error(exc) from exc
 
     def _read(self, key: str, mount: str) -> TransitKeyInfo:
         self._names(key, mount)  # every activity reads before it changes anything
@@ -113,7 +113,7 @@ class TransitKeyActivities:
                 data = self._vault.secrets.transit.read_key(name=key,
                                                             mount_point=mount)["data"]
         except VaultError as exc:
-            raise as_application_error(exc) from exc
+            raise to_application_error(exc) from exc
         created = {int(v): _unix(t) for v, t in data["keys"].items()}
         latest = int(data["latest_version"])
         if latest in created:

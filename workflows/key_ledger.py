@@ -31,6 +31,7 @@ from workflows.rotate_key import RotateTransitKey
 # once. Needed, not only faster: the sandbox swaps in a restricted ``datetime``, and a
 # contract imported inside it has datetime fields the payload converter cannot fill.
 with workflow.unsafe.imports_passed_through():
+    from keyward.contracts import failures
     from keyward.contracts.ids import budget_rotation_workflow_id
     from keyward.contracts.ledger import (
         REPORT_SIGNAL,
@@ -81,7 +82,7 @@ class TransitKeyLedger:
                 f"refusing to keep the ledger of {str(request.key)[:64]!a}: its input "
                 "arrived unencrypted, and anyone who can start a workflow can send plain "
                 "JSON; the worker's usage reports start the ledger themselves",
-                type="UnauthenticatedInput", non_retryable=True)
+                type=failures.UNAUTHENTICATED_INPUT, non_retryable=True)
         self._counts = {int(v): n for v, n in request.counts.items()}
         self._started = list(request.rotations_started)
         while True:

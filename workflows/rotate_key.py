@@ -34,6 +34,7 @@ from workflows.activity_calls import run_activity
 # once. Needed, not only faster: the sandbox swaps in a restricted ``datetime``, and a
 # contract imported inside it has datetime fields the payload converter cannot fill.
 with workflow.unsafe.imports_passed_through():
+    from keyward.contracts import failures
     from keyward.contracts.history import (
         DESCRIBE_HISTORY_WINDOW,
         REWRAP_SCHEDULE_INPUTS,
@@ -114,7 +115,7 @@ class RotateTransitKey:
             if after.latest_version <= before.latest_version:
                 raise ApplicationError(
                     f"Vault reports {name} still at v{after.latest_version} after rotating "
-                    f"from v{before.latest_version}", type="RotationNotVerified",
+                    f"from v{before.latest_version}", type=failures.ROTATION_NOT_VERIFIED,
                     non_retryable=True)
             rotated_at = workflow.now()
 
@@ -190,7 +191,7 @@ class RotateTransitKey:
         except RetentionError as exc:
             # Bad input cannot get better by retrying the workflow task.
             raise ApplicationError(f"cannot decide the decryption floor: {exc}",
-                                   type="InvalidFloorInput", non_retryable=True) from exc
+                                   type=failures.INVALID_FLOOR_INPUT, non_retryable=True) from exc
         if decision.new_floor > floor:
             await run_activity(
                 SET_DECRYPTION_FLOOR,
@@ -213,11 +214,11 @@ def _check_trusted(request: RotateKeyInput) -> None:
             f"refusing to rotate {str(request.key)[:64]!a}: the input arrived "
             f"unencrypted, and anyone who can start a workflow can send plain JSON; "
             f"{HOW_TO_START}",
-            type="UnauthenticatedInput", non_retryable=True)
+            type=failures.UNAUTHENTICATED_INPUT, non_retryable=True)
     try:
         check_key_name(request.key)
     except InvalidVaultName as exc:
-        raise ApplicationError(f"refusing to rotate: {exc}", type="InvalidKeyName",
+        raise ApplicationError(f"refusing to rotate: {exc}", type=failures.INVALID_KEY_NAME,
                                non_retryable=True) from exc
 
 

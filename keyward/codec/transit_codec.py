@@ -52,6 +52,7 @@ from keyward.codec.format import (
 from keyward.codec.trust import stamp, without_stamp
 from keyward.codec.usage import UsageCounters
 from keyward.config import CodecSettings
+from keyward.contracts import failures
 from keyward.errors import KeywardError
 from keyward.vault.errors import VaultError
 from keyward.vault.names import InvalidVaultName
@@ -66,9 +67,13 @@ TOO_OLD_MARKER: Final = "too old"
 class PayloadEncryptionError(KeywardError):
     """Encoding failed; nothing was sent."""
 
+    failure_type = failures.PAYLOAD_ENCRYPTION_ERROR
+
 
 class PayloadDecryptionError(KeywardError):
     """An encrypted payload could not be decrypted or did not verify."""
+
+    failure_type = failures.PAYLOAD_DECRYPTION_ERROR
 
 
 @dataclass
@@ -147,7 +152,7 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
         except (VaultError, InvalidVaultName) as exc:
             raise PayloadEncryptionError(
                 f"cannot encrypt {len(payloads)} payload(s) for namespace {self.namespace!r} "
-                f"with key {key!r}: {exc}") from exc
+                f"with key {key!r}: {exc}", retryable=exc.retryable) from exc
 
     def _plaintexts(self, payloads: Sequence[Payload]) -> list[tuple[bytes, Compression]]:
         enabled = self._state.settings.compression
@@ -302,7 +307,7 @@ class VaultTransitCodec(PayloadCodec, WithSerializationContext):
                 "this key is above it, so these payloads can no longer be decrypted")
         if exc.retryable:
             return PayloadDecryptionError(f"cannot reach Vault to decrypt with key {key!r} "
-                                          f"version {shown}: {exc}")
+                                          f"version {shown}: {exc}", retryable=True)
         return PayloadDecryptionError(
             f"cannot decrypt with key {key!r} version {shown} in namespace "
             f"{self.namespace!r}: {exc.detail}")

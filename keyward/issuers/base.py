@@ -4,16 +4,20 @@ from __future__ import annotations
 
 from typing import Protocol
 
+from keyward.contracts import failures
 from keyward.errors import KeywardError
 from keyward.pki.types import CertificateSpec, IssuedCertificate
 
 
 class IssuerError(KeywardError):
-    """Issuing failed. ``retryable`` tells the activity whether to let Temporal retry."""
+    """Issuing failed. ``retryable`` (always said by the raiser) tells the activity
+    whether to let Temporal retry."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    failure_type = failures.ISSUER_ERROR
+
+    def __init__(self, message: str, *, retryable: bool,
+                 failure_type: str | None = None) -> None:
+        super().__init__(message, retryable=retryable, failure_type=failure_type)
 
 
 class Issuer(Protocol):

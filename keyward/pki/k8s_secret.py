@@ -34,6 +34,7 @@ import kubernetes.client
 import urllib3.exceptions
 from kubernetes.client.exceptions import ApiException
 
+from keyward.contracts import failures
 from keyward.errors import KeywardError
 from keyward.log import get_logger
 from keyward.pki.types import IssuedCertificate
@@ -95,11 +96,13 @@ def kube_failure(exc: ApiException | urllib3.exceptions.HTTPError) -> KubeFailur
 
 class TlsSecretError(KeywardError):
     """Installing or reading the TLS Secret failed; ``retryable`` tells the activity
-    whether Temporal should try again."""
+    whether Temporal should try again (always said by the raiser)."""
 
-    def __init__(self, message: str, *, retryable: bool) -> None:
-        super().__init__(message)
-        self.retryable = retryable
+    failure_type = failures.TLS_SECRET_ERROR
+
+    def __init__(self, message: str, *, retryable: bool,
+                 failure_type: str | None = None) -> None:
+        super().__init__(message, retryable=retryable, failure_type=failure_type)
 
 
 def _failed(action: str, namespace: str, name: str,

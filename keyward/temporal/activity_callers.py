@@ -22,12 +22,15 @@ from collections.abc import Iterable
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 from temporalio.worker import (
     ActivityInboundInterceptor,
     ExecuteActivityInput,
     Interceptor,
 )
+
+from keyward.contracts import failures
+from keyward.errors import KeywardError
+from keyward.temporal.failures import to_application_error
 
 
 class KeywardCallersOnly(Interceptor):
@@ -52,8 +55,8 @@ class _CallerCheck(ActivityInboundInterceptor):
         caller = info.workflow_type if info.in_workflow else None
         if caller not in self._types:
             who = f"workflow type {caller!r}" if caller else "no workflow (a standalone activity)"
-            raise ApplicationError(
+            raise to_application_error(KeywardError(
                 f"refusing activity {info.activity_type}: it was started by {who}; keyward's "
                 "activities run only as steps of keyward's workflows",
-                type="ForeignCaller", non_retryable=True)
+                failure_type=failures.FOREIGN_CALLER))
         return await self.next.execute_activity(input)

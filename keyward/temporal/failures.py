@@ -1,16 +1,24 @@
-"""keyward errors as Temporal failures: permanent ones must not be retried."""
+"""keyward errors as Temporal failures: the one conversion, at the activity's edge.
+
+An activity raises (or catches) a :class:`keyward.errors.KeywardError` and re-raises
+``to_application_error(exc)``; it never builds an ``ApplicationError`` by hand. The
+failure type names are the constants of :mod:`keyward.contracts.failures`, documented in
+``docs/failures.md``.
+"""
 
 from __future__ import annotations
 
 from temporalio.exceptions import ApplicationError
 
-from keyward.vault.errors import VaultError
+from keyward.errors import KeywardError
 
 
-def as_application_error(exc: VaultError) -> ApplicationError:
-    """An ``ApplicationError`` typed by the error class, non-retryable when permanent.
+def to_application_error(exc: KeywardError) -> ApplicationError:
+    """An ``ApplicationError`` typed ``exc.failure_type``, non-retryable unless
+    ``exc.retryable``.
 
     Temporal's retry policy then does the right thing on its own: 5xx/429 and
-    connection failures are retried with backoff, 400/403/404 fail at once.
+    connection failures are retried with backoff, refusals (400/403/404, bad input)
+    fail at once.
     """
-    return ApplicationError(str(exc), type=type(exc).__name__, non_retryable=not exc.retryable)
+    return ApplicationError(str(exc), type=exc.failure_type, non_retryable=not exc.retryable)

@@ -16,33 +16,20 @@ import random
 import ssl
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any
 
 import aiohttp
 
 from keyward.config import VaultSettings
 from keyward.vault.errors import (
     VaultError,
-    VaultForbidden,
-    VaultInvalidRequest,
-    VaultNotFound,
-    VaultRateLimited,
     VaultServerError,
     VaultUnavailable,
+    error_class_for_status,
 )
 from keyward.vault.names import check_key_name, check_mount, segment
 
 TokenProvider = Callable[[], str | None]
-
-_STATUS: Final[dict[int, type[VaultError]]] = {
-    400: VaultInvalidRequest,
-    401: VaultForbidden,
-    403: VaultForbidden,
-    404: VaultNotFound,
-    405: VaultInvalidRequest,
-    429: VaultRateLimited,
-    503: VaultUnavailable,
-}
 
 
 @dataclass(frozen=True)
@@ -222,5 +209,4 @@ def _error_for(status: int, payload: Any, operation: str) -> VaultError:
         batch = (payload.get("data") or {}).get("batch_results") or []
         errors += sorted({str(r["error"]) for r in batch if isinstance(r, dict) and r.get("error")})
     detail = "; ".join(errors) or "no error detail in response"
-    cls = _STATUS.get(status) or (VaultServerError if status >= 500 else VaultInvalidRequest)
-    return cls(operation, detail, status=status, body=payload)
+    return error_class_for_status(status)(operation, detail, status=status, body=payload)
