@@ -14,6 +14,7 @@ import asyncio
 import signal
 from collections.abc import Sequence
 from pathlib import Path
+from typing import NoReturn
 
 from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import build_codec
@@ -60,5 +61,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_entry_point(body, action="codec server")
 
 
-if __name__ == "__main__":
+def console() -> NoReturn:
+    """The ``keyward-codec-server`` console script (``pip install`` puts it on PATH)."""
     exit_now(main())
+
+
+if __name__ == "__main__":
+    console()

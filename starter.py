@@ -7,6 +7,9 @@
     python starter.py inspect-key KEY             # a Transit key's versions via the worker
     python starter.py renew-cert NAME             # renew a configured certificate now
     python starter.py pki bootstrap [--dir DIR]   # a local CA, server and client pair
+
+Every command takes ``--json``: one JSON document on stdout instead of the table (the
+workflow commands print JSON either way). Installed, the same CLI is ``keyward``.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any, NoReturn
 
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -102,18 +106,34 @@ async def renew_cert(settings: Settings, name: str) -> RenewCertificateResult:
             static_summary=f"manual renewal of certificate {name}")
 
 
-def pki_bootstrap(directory: Path, *, overwrite: bool) -> int:
+def print_json(document: Any) -> None:
+    """``document`` (dataclasses, paths and datetimes included) as indented JSON."""
+    print(json.dumps(document, indent=2, default=str))
+
+
+def pki_bootstrap(directory: Path, *, overwrite: bool, as_json: bool = False) -> int:
     result = bootstrap_local_pki(directory, overwrite=overwrite)
+    if as_json:
+        print_json({"directory": result.directory,
+                    "files": [asdict(written) for written in result.files]})
+        return 0
     print(f"wrote a local PKI under {result.directory}:")
     for line in describe(result):
         print(f"  {line}")
     return 0
 
 
-def pki_issue(directory: Path, spec: CertificateSpec) -> int:
-    for written in issue_local_pair(directory, spec):
+def pki_issue(directory: Path, spec: CertificateSpec, *, as_json: bool = False) -> int:
+    written_files = issue_local_pair(directory, spec)
+    if as_json:
+        print_json({"files": [asdict(written) for written in written_files]})
+        return 0
+    for written in written_files:
         print(f"{written.path}: {written.description}")
     return 0
+
+
+CERTIFICATE_COLUMNS = ("certificate", "serial", "not after", "left", "state")
 
 
 def certificate_rows(settings: Settings) -> list[tuple[str, ...]]:
@@ -133,18 +153,26 @@ def certificate_rows(settings: Settings) -> list[tuple[str, ...]]:
     return rows
 
 
-async def schedules_apply(settings: Settings, *, prune: bool) -> int:
+async def schedules_apply(settings: Settings, *, prune: bool, as_json: bool = False) -> int:
     if not settings.rotation.keys:
         print("no keys under [rotation] keys: nothing to schedule", file=sys.stderr)
     async with connected(settings) as (client, _):
-        for change in await apply_schedules(client, settings, prune=prune):
-            print(f"{change.change:<10} {change.schedule_id}  {change.detail}")
+        changes = await apply_schedules(client, settings, prune=prune)
+    if as_json:
+        print_json([asdict(change) for change in changes])
+        return 0
+    for change in changes:
+        print(f"{change.change:<10} {change.schedule_id}  {change.detail}")
     return 0
 
 
-async def schedules_list(settings: Settings) -> int:
+async def schedules_list(settings: Settings, *, as_json: bool = False) -> int:
     async with connected(settings) as (client, _):
         found = await list_rotation_schedules(client)
+    if as_json:
+        print_json([{**asdict(info), "interval_seconds": info.interval.total_seconds()
+                     if info.interval else None} for info in found])
+        return 0
     if not found:
         print("no keyward rotation schedules")
     for info in found:
@@ -199,18 +227,23 @@ async def key_status(client: Client, vault: VaultSession, settings: Settings,
                      next_rotation=next_rotation, budget_used=budget_used)
 
 
-async def status(settings: Settings, keys: Sequence[str]) -> int:
+async def status(settings: Settings, keys: Sequence[str], *, as_json: bool = False) -> int:
     keys = list(keys) or sorted(settings.rotation.keys) or ["default"]
     async with connected(settings) as (client, vault):
         rows = [await key_status(client, vault, settings, key) for key in keys]
+    if as_json:
+        print_json({"keys": [asdict(row) for row in rows],
+                    "certificates": [dict(zip(CERTIFICATE_COLUMNS, row, strict=True))
+                                     for row in certificate_rows(settings)],
+                    "as_of": datetime.now(UTC).isoformat(timespec="seconds")})
+        return 0
     _print_table(("key", "version", "age", "floor", "next rotation",
                   "budget used (latest, 2^32 x safety)"),
                  [(r.key, f"v{r.latest_version}", r.latest_age, f"v{r.decryption_floor}",
                    r.next_rotation, r.budget_used) for r in rows])
     if settings.certificates:
         print()
-        _print_table(("certificate", "serial", "not after", "left", "state"),
-                     certificate_rows(settings))
+        _print_table(CERTIFICATE_COLUMNS, certificate_rows(settings))
     print(f"\nas of {datetime.now(UTC).isoformat(timespec='seconds')}")
     return 0
 
@@ -226,22 +259,29 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=None,
                         help="settings file (default: $KEYWARD_CONFIG or ./keyward.toml)")
+    output = argparse.ArgumentParser(add_help=False)
+    output.add_argument("--json", action="store_true", dest="as_json",
+                        help="print one JSON document instead of a table")
     commands = parser.add_subparsers(dest="command", required=True)
-    inspect = commands.add_parser("inspect-key", help="show a Transit key through the worker")
+    inspect = commands.add_parser("inspect-key", parents=[output],
+                                  help="show a Transit key through the worker")
     inspect.add_argument("key")
-    rotate = commands.add_parser("rotate-key", help="rotate a Transit key now")
+    rotate = commands.add_parser("rotate-key", parents=[output], help="rotate a Transit key now")
     rotate.add_argument("key")
-    renew = commands.add_parser("renew-cert", help="renew a configured certificate now")
+    renew = commands.add_parser("renew-cert", parents=[output],
+                                help="renew a configured certificate now")
     renew.add_argument("name")
     pki = commands.add_parser("pki", help="local PKI")
     pki_actions = pki.add_subparsers(dest="pki_action", required=True)
-    bootstrap = pki_actions.add_parser("bootstrap", help="write a local CA, server and client pair")
+    bootstrap = pki_actions.add_parser("bootstrap", parents=[output],
+                                       help="write a local CA, server and client pair")
     bootstrap.add_argument("--dir", type=Path, default=Path("pki"),
                            help="where to write (default: ./pki)")
     bootstrap.add_argument("--overwrite", action="store_true",
                            help="replace an existing CA (certificates it signed stop verifying)")
     issue = pki_actions.add_parser(
-        "issue", help="issue another pair from the local CA in --dir into --dir/NAME")
+        "issue", parents=[output],
+        help="issue another pair from the local CA in --dir into --dir/NAME")
     issue.add_argument("name", help="directory under --dir for tls.crt, tls.key, ca.crt")
     issue.add_argument("--dir", type=Path, default=Path("pki"),
                        help="where the CA is (default: ./pki)")
@@ -252,30 +292,36 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                        help="extended key usage; 'both' for a Temporal internode pair, "
                             "which is presented as server and as client (default: client)")
     issue.add_argument("--days", type=float, default=30.0, help="lifetime (default: 30)")
-    show = commands.add_parser("status", help="versions, next rotation, budget used per key")
+    show = commands.add_parser("status", parents=[output],
+                               help="versions, next rotation, budget used per key")
     show.add_argument("keys", nargs="*", help="keys to show (default: the configured ones)")
     schedules = commands.add_parser("schedules", help="rotation Schedules")
     actions = schedules.add_subparsers(dest="action", required=True)
-    apply = actions.add_parser("apply", help="create or update one Schedule per configured key")
+    apply = actions.add_parser("apply", parents=[output],
+                               help="create or update one Schedule per configured key")
     apply.add_argument("--prune", action="store_true",
                        help="also delete schedules of keys no longer configured")
-    actions.add_parser("list", help="list keyward's rotation Schedules")
+    actions.add_parser("list", parents=[output], help="list keyward's rotation Schedules")
     return parser.parse_args(argv)
 
 
 async def dispatch(settings: Settings, args: argparse.Namespace) -> int:
-    if args.command == "inspect-key":
-        print(json.dumps(asdict(await inspect_key(settings, args.key)), indent=2))
-    elif args.command == "rotate-key":
-        print(json.dumps(asdict(await rotate_key(settings, args.key)), indent=2, default=str))
-    elif args.command == "renew-cert":
-        print(json.dumps(asdict(await renew_cert(settings, args.name)), indent=2, default=str))
-    elif args.command == "status":
-        return await status(settings, args.keys)
-    elif args.action == "apply":
-        return await schedules_apply(settings, prune=args.prune)
-    else:
-        return await schedules_list(settings)
+    """Run the command ``args`` names (every one; argparse refuses anything else)."""
+    match args.command, getattr(args, "action", None):
+        case "inspect-key", _:
+            print_json(asdict(await inspect_key(settings, args.key)))
+        case "rotate-key", _:
+            print_json(asdict(await rotate_key(settings, args.key)))
+        case "renew-cert", _:
+            print_json(asdict(await renew_cert(settings, args.name)))
+        case "status", _:
+            return await status(settings, args.keys, as_json=args.as_json)
+        case "schedules", "apply":
+            return await schedules_apply(settings, prune=args.prune, as_json=args.as_json)
+        case "schedules", "list":
+            return await schedules_list(settings, as_json=args.as_json)
+        case command, action:  # pragma: no cover - argparse allows only the above
+            raise AssertionError(f"unhandled command {command} {action}")
     return 0
 
 
@@ -287,9 +333,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             return pki_issue(args.dir, CertificateSpec(
                 name=args.name, common_name=args.cn, dns_names=tuple(args.dns),
                 ip_addresses=tuple(args.ip), usage=args.usage,
-                lifetime=timedelta(days=args.days)))
+                lifetime=timedelta(days=args.days)), as_json=args.as_json)
         if args.command == "pki":  # needs no settings, Vault or Temporal
-            return pki_bootstrap(args.dir, overwrite=args.overwrite)
+            return pki_bootstrap(args.dir, overwrite=args.overwrite, as_json=args.as_json)
         settings = load_settings(args.config)
         configure_logging(settings.logging)
         return asyncio.run(dispatch(settings, args))
@@ -297,5 +343,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     return run_entry_point(body, action=args.command)
 
 
-if __name__ == "__main__":
+def console() -> NoReturn:
+    """The ``keyward`` console script (``pip install`` puts it on PATH)."""
     exit_now(main())
+
+
+if __name__ == "__main__":
+    console()

@@ -23,10 +23,6 @@ class PeriodicTask:
         self._task: asyncio.Task[None] | None = None
         self._log = get_logger("keyward.periodic", task=name)
 
-    @property
-    def running(self) -> bool:
-        return self._task is not None and not self._task.done()
-
     def start(self) -> None:
         if self._task is None:
             self._task = asyncio.create_task(self._run(), name=self.name)

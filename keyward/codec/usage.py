@@ -49,6 +49,7 @@ class UsageCounters:
                 self._counts[(sample.key, sample.version)] += sample.encryptions
 
     def totals(self) -> dict[tuple[str, int], int]:
-        """Everything counted since the process started (for metrics)."""
+        """Everything counted since the process started, never drained: what the ledger
+        should have received (bench/rotation.py and the codec tests compare against it)."""
         with self._lock:
             return dict(self._totals)

@@ -43,9 +43,5 @@ def manual_renewal_workflow_id(name: str, nonce: str) -> str:
     return f"{PREFIX}/renew/{name}/manual-{nonce}"
 
 
-def is_rotation_schedule(schedule_id: str) -> bool:
-    return schedule_id.startswith(f"{PREFIX}/rotate/")
-
-
 def is_keyward_schedule(schedule_id: str) -> bool:
     return schedule_id.startswith((f"{PREFIX}/rotate/", f"{PREFIX}/renew/"))

@@ -1,34 +1,8 @@
-"""Rotation policy as pure functions: how often to rotate, and when old versions may go.
+"""Rotation and renewal policy as pure functions: how often to rotate, when old versions
+may go, when a certificate is due.
 
 Temporal workflows call these directly, so the package imports only the standard
 library (and keyward's exception base) and never reads the clock: ``now`` is an
-argument, which keeps every decision replayable.
+argument, which keeps every decision replayable. Import the modules themselves
+(``keyward.policy.cadence``, ``.retention``, ``.renewal``); the package re-exports nothing.
 """
-
-from keyward.policy.cadence import (
-    HUMAN_CADENCES,
-    NIST_GCM_INVOCATION_LIMIT,
-    VAULT_MIN_ROTATION,
-    Cadence,
-    CadenceError,
-    format_interval,
-    format_rounded_down,
-    rotation_cadence,
-    version_budget,
-)
-from keyward.policy.retention import FloorDecision, RetentionError, decryption_floor
-
-__all__ = [
-    "HUMAN_CADENCES",
-    "NIST_GCM_INVOCATION_LIMIT",
-    "VAULT_MIN_ROTATION",
-    "Cadence",
-    "CadenceError",
-    "FloorDecision",
-    "RetentionError",
-    "decryption_floor",
-    "format_interval",
-    "format_rounded_down",
-    "rotation_cadence",
-    "version_budget",
-]

@@ -201,3 +201,24 @@ def test_status_of_unknown_key_is_one_clear_line(stack: DevWorker) -> None:
     (line,) = error_lines(result)
     assert line.startswith("keyward: status failed: ")
     assert "transit/no-such-key" in line
+
+
+def test_every_operator_command_can_print_json(stack: DevWorker) -> None:
+    """`--json` makes `schedules apply`, `schedules list` and `status` print one JSON
+    document with the same facts as their tables (for scripts and dashboards)."""
+    changes = json.loads(ok(starter(stack, "schedules", "apply", "--json")))
+    assert {change["schedule_id"] for change in changes} >= {SCHEDULE}
+    assert all(set(change) == {"schedule_id", "key", "change", "detail"} for change in changes)
+    listed = json.loads(ok(starter(stack, "schedules", "list", "--json")))
+    (mine,) = [info for info in listed if info["schedule_id"] == SCHEDULE]
+    assert mine["interval_seconds"] == 30 * 86_400
+    assert mine["note"] == f"transit/default: {CADENCE}"
+    assert mine["paused"] is False
+    shown = json.loads(ok(starter(stack, "status", "--json")))
+    (key,) = shown["keys"]
+    assert key["key"] == "default"
+    assert key["latest_version"] == latest_version(stack)
+    assert key["decryption_floor"] == 1
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d\+00:00", key["next_rotation"]), key
+    assert isinstance(shown["certificates"], list)
+    assert shown["as_of"].endswith("+00:00")
