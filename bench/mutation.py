@@ -155,30 +155,30 @@ EQUIVALENT: dict[str, dict[str, str]] = {
                         "re-creating it by rename is invisible"),
     },
     "keyward/codec/transit_codec.py": {
-        "165:71:True->False": "zip(strict=False): AsyncTransit.encrypt already refuses an "
+        "170:71:True->False": "zip(strict=False): AsyncTransit.encrypt already refuses an "
                               "answer with another count of results (test_codec_rules)",
-        "180:70:True->False": "zip(strict=False): EncodeKeyCache.reserve returns exactly one "
+        "185:70:True->False": "zip(strict=False): EncodeKeyCache.reserve returns exactly one "
                               "data key per payload (its loop ends when none remain)",
-        "241:70:True->False": "zip(strict=False): AsyncTransit.decrypt already refuses an "
+        "246:70:True->False": "zip(strict=False): AsyncTransit.decrypt already refuses an "
                               "answer with another count of results (test_codec_rules)",
-        "261:67:True->False": "zip(strict=False): as above, for the wrapped data keys",
+        "266:67:True->False": "zip(strict=False): as above, for the wrapped data keys",
     },
     "activities/temporal_history.py": {
-        "99:56:<-><=": "a tie: two executions that started at the same microsecond; either "
+        "100:56:<-><=": "a tie: two executions that started at the same microsecond; either "
                         "one explains the window",
-        "106:58:<-><=": "a tie: two holders of the same lowest version; either one is named "
+        "107:58:<-><=": "a tie: two holders of the same lowest version; either one is named "
                         "and the version is the same",
-        "128:82:1+1": "lists at most one execution more; the limit check already fired at "
+        "129:82:1+1": "lists at most one execution more; the limit check already fired at "
                       "the first one past the limit",
-        "136:19:>=->>": "start events read 17 at a time instead of 16: concurrency only",
-        "311:66:1+1": "history page size 2 (or the server's default, below): only the "
+        "137:19:>=->>": "start events read 17 at a time instead of 16: concurrency only",
+        "312:66:1+1": "history page size 2 (or the server's default, below): only the "
                       "first event, the start event, is read",
-        "311:66:1-1": "page size 0 is the server's default; only the first event is read",
-        "321:12:return->return-None": "unreachable: every history the server returns starts "
+        "312:66:1-1": "page size 0 is the server's default; only the first event is read",
+        "322:12:return->return-None": "unreachable: every history the server returns starts "
                                       "with its WorkflowExecutionStarted event",
-        "329:53:True->False": "gather without return_exceptions raises the first error as "
+        "330:53:True->False": "gather without return_exceptions raises the first error as "
                               "well; only the other reads are then left unawaited",
-        "357:70:1+1": "lists two blocking executions instead of one; the first is used",
+        "358:70:1+1": "lists two blocking executions instead of one; the first is used",
     },
     "keyward/codec/trust.py": {
         "72:67:True->False": "zip(strict=False): the base converter returns one value per "

@@ -164,7 +164,7 @@ def read_installed(directory: Path, *, cert_name: str = "tls.crt", key_name: str
             # No CA file: either the pair has none, or its generation is being pruned
             # (files go one by one). Only a generation that is still current is whole;
             # one that stopped being current never becomes current again.
-            if generation is not None and _current_generation(directory) != generation:
+            if _current_generation(directory) != generation:
                 continue
             ca = None
         return IssuedCertificate(certificate_pem=certificate, private_key_pem=key, ca_pem=ca)

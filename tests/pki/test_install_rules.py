@@ -251,3 +251,31 @@ def test_without_data_link_missing_files_mean_no_pair(tmp_path: Path,
     monkeypatch.setattr(install_module, "_current_generation", resolve)
     assert read_installed(tmp_path) is None
     assert len(calls) == 1
+
+
+def test_a_ca_file_missing_from_a_generation_no_longer_current_is_read_again(
+        tmp_path: Path, pairs: list[IssuedCertificate], monkeypatch: pytest.MonkeyPatch) -> None:
+    """A generation being pruned loses its files one by one: its certificate and key read,
+    its ca.crt already gone. That is not "a pair without CA": read_installed sees ``..data``
+    moved on and reads the current generation instead (it used to return the old pair
+    with ``ca_pem=None``)."""
+    install_pair(tmp_path, pairs[0])
+    stale = install_module._current_generation(tmp_path)
+    assert stale is not None
+    (tmp_path / stale / "ca.crt").unlink()  # pruning under way
+    install_pair(tmp_path, pairs[1])  # ..data now names another generation
+    real = install_module._current_generation
+    answers = [stale]  # the reader resolved ..data just before the swap
+
+    def resolve(directory: Path) -> str | None:
+        return answers.pop(0) if answers else real(directory)
+
+    monkeypatch.setattr(install_module, "_current_generation", resolve)
+    assert read_installed(tmp_path) == pairs[1]
+
+
+def test_a_current_generation_without_ca_file_is_a_pair_without_ca(
+        tmp_path: Path, pairs: list[IssuedCertificate]) -> None:
+    """While the generation is still current, a missing ca.crt means the pair has none."""
+    install_pair(tmp_path, dataclasses.replace(pairs[0], ca_pem=None))
+    assert read_installed(tmp_path) == dataclasses.replace(pairs[0], ca_pem=None)
