@@ -31,7 +31,6 @@ from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
 from activities.certificates import CertificateActivities
-from activities.transit_keys import TransitKeyActivities
 from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
@@ -50,7 +49,7 @@ from keyward.contracts.ids import (
 from keyward.contracts.ledger import LedgerState
 from keyward.contracts.rotation import RotateKeyResult
 from keyward.contracts.transit import ReadKeyInput, TransitKeyInfo
-from keyward.errors import ConfigError
+from keyward.errors import ConfigError, KeywardError
 from keyward.issuers.factory import build_issuer
 from keyward.log import configure_logging
 from keyward.pki.bootstrap import bootstrap_local_pki, describe, issue_local_pair
@@ -58,6 +57,7 @@ from keyward.pki.types import CertificateSpec
 from keyward.policy.cadence import format_interval
 from keyward.rotation.inputs import rotate_input
 from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
+from keyward.services.transit_keys import TransitKeys
 from keyward.vault.client import VaultSession, connect_vault
 from workflows.inspect_key import InspectTransitKey
 from workflows.key_ledger import TransitKeyLedger
@@ -201,8 +201,10 @@ def _age(seconds: float) -> str:
 async def key_status(client: Client, vault: VaultSession, settings: Settings,
                      key: str) -> KeyStatus:
     mount = settings.vault.transit_mount
-    info = await asyncio.to_thread(TransitKeyActivities(vault.client).read_transit_key,
-                                   ReadKeyInput(key, mount))
+    try:
+        info = await asyncio.to_thread(TransitKeys(vault.client).read, key, mount)
+    except KeywardError as exc:  # the line the other commands print for a failed step
+        raise KeywardError(f"status failed: {exc}") from exc
     created = info.version_created.get(info.latest_version, 0)
     next_rotation = "no schedule"
     try:
