@@ -594,7 +594,8 @@ def transit_paths(mount: str) -> dict[str, set[tuple[str, str]]]:
                   "update_key_configuration": (f"{mount}/keys/+/config", "update"),
                   "trim_key": (f"{mount}/keys/+/trim", "update")}
     used = set(re.findall(r"secrets\.transit\.(\w+)\(",
-                          (ROOT / "activities" / "transit_keys.py").read_text()))
+                          (ROOT / "keyward" / "services" / "transit_keys.py").read_text()))
+    assert used, "no hvac Transit calls found: did the Transit-key operations move again?"
     assert used <= set(hvac_paths), used - set(hvac_paths)
     return {"codec": codec, "worker": codec | {hvac_paths[m] for m in used}}
 
