@@ -39,6 +39,9 @@ from activities.temporal_history import SCAN_CONCURRENCY, TemporalHistoryActivit
 from keyward.contracts.history import HistoryWindow, HistoryWindowRequest
 from tests.support import assert_eventually
 from tests.trust_boundary.test_floor_follows_payload_versions import (
+    _encrypted as encrypted_metadata,
+)
+from tests.trust_boundary.test_floor_follows_payload_versions import (
     in_namespace,
     register_namespace,
 )
@@ -51,10 +54,7 @@ class VersionStamp(PayloadCodec):
         self.key, self.version = key, version
 
     async def encode(self, payloads: Sequence[Payload]) -> list[Payload]:
-        metadata = {"encoding": b"binary/encrypted", "keyward-format": b"1",
-                    "keyward-key": self.key.encode(),
-                    "keyward-key-version": str(self.version).encode(),
-                    "keyward-scheme": b"direct", "keyward-compression": b"none"}
+        metadata = encrypted_metadata(self.key, str(self.version))
         return [Payload(metadata=metadata, data=p.data) for p in payloads]
 
     async def decode(self, payloads: Sequence[Payload]) -> list[Payload]:
