@@ -30,13 +30,11 @@ from typing import Any, NoReturn
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
 
-from activities.certificates import CertificateActivities
 from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
 from keyward.contracts.certificates import (
-    CertificateRef,
     RenewCertificateInput,
     RenewCertificateResult,
 )
@@ -57,7 +55,9 @@ from keyward.pki.types import CertificateSpec
 from keyward.policy.cadence import format_interval
 from keyward.rotation.inputs import rotate_input
 from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
+from keyward.services.certificates import Certificates
 from keyward.services.transit_keys import TransitKeys
+from keyward.stores.factory import store_for
 from keyward.vault.client import VaultSession, connect_vault
 from workflows.inspect_key import InspectTransitKey
 from workflows.key_ledger import TransitKeyLedger
@@ -138,11 +138,14 @@ CERTIFICATE_COLUMNS = ("certificate", "serial", "not after", "left", "state")
 
 def certificate_rows(settings: Settings) -> list[tuple[str, ...]]:
     """Installed certificates with their expiry, read where they are installed."""
-    inspector = CertificateActivities(settings, build_issuer)
+    certificates = Certificates(settings, build_issuer, store_for)
     rows: list[tuple[str, ...]] = []
     now = datetime.now(UTC)
-    for name in sorted(settings.certificates):
-        info = inspector.inspect(CertificateRef(name))
+    for name in certificates.names():
+        try:
+            info = certificates.inspect(name)
+        except KeywardError as exc:  # the line the other commands print for a failed step
+            raise KeywardError(f"status failed: {exc}") from exc
         if not info.present or info.not_after is None:
             rows.append((name, "-", "-", "-", info.problem or "not installed"))
             continue

@@ -7,8 +7,6 @@ thread pool, never on the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import hvac
 from temporalio import activity
 
@@ -21,9 +19,8 @@ from keyward.contracts.transit import (
     RotateRequest,
     TransitKeyInfo,
 )
-from keyward.errors import KeywardError
 from keyward.services.transit_keys import TransitKeys
-from keyward.temporal.failures import to_application_error
+from keyward.temporal.failures import as_temporal_failure
 
 
 class TransitKeyActivities:
@@ -35,23 +32,16 @@ class TransitKeyActivities:
 
     @activity.defn(name=READ_TRANSIT_KEY.name)
     def read_transit_key(self, request: ReadKeyInput) -> TransitKeyInfo:
-        return _run(lambda: self._keys.read(request.key, request.mount))
+        return as_temporal_failure(lambda: self._keys.read(request.key, request.mount))
 
     @activity.defn(name=ROTATE_TRANSIT_KEY.name)
     def rotate_transit_key(self, request: RotateRequest) -> TransitKeyInfo:
         """Compare-and-rotate: rotate only if the latest version is still the expected one."""
-        return _run(lambda: self._keys.rotate_if_current(
+        return as_temporal_failure(lambda: self._keys.rotate_if_current(
             request.key, request.mount, expected_latest=request.expected_latest))
 
     @activity.defn(name=SET_DECRYPTION_FLOOR.name)
     def set_decryption_floor(self, request: FloorRequest) -> TransitKeyInfo:
         """Raise min_decryption_version (never lower it); optionally trim below it."""
-        return _run(lambda: self._keys.raise_floor(
+        return as_temporal_failure(lambda: self._keys.raise_floor(
             request.key, request.mount, request.min_decryption_version, trim=request.trim))
-
-
-def _run(operation: Callable[[], TransitKeyInfo]) -> TransitKeyInfo:
-    try:
-        return operation()
-    except KeywardError as exc:
-        raise to_application_error(exc) from exc

@@ -32,7 +32,7 @@ from temporalio.worker import Worker
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from activities.certificates import CertificateActivities, spec_for  # noqa: E402
+from activities.certificates import CertificateActivities  # noqa: E402
 from bench._support import machine_description  # noqa: E402
 from keyward.config import CertificateSettings, Settings, TemporalSettings  # noqa: E402
 from keyward.contracts.certificates import RenewCertificateInput  # noqa: E402
@@ -41,6 +41,7 @@ from keyward.pki.ca import CertificateAuthority  # noqa: E402
 from keyward.pki.install import install_pair  # noqa: E402
 from keyward.pki.types import KeyType  # noqa: E402
 from keyward.pki.validate import validate_pair  # noqa: E402
+from keyward.services.certificates import spec_for  # noqa: E402
 from keyward_devstack.temporal_dev import temporal_cli_path  # noqa: E402
 from workflows.renew_certificate import RenewCertificate  # noqa: E402
 

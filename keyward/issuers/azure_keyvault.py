@@ -1,4 +1,4 @@
-"""Issue mTLS certificates through Azure Key Vault, and install certificates into it.
+"""Issue mTLS certificates through Azure Key Vault.
 
 Key Vault generates the key pair itself and either signs the certificate itself
 (``mode="self"``, issuer ``Self``) or hands out a CSR for an outside CA to sign
@@ -7,34 +7,22 @@ is merged back). Either way the private key only leaves the vault through the
 certificate's backing *secret*, so the policy always asks for an exportable key
 and PEM content: that secret is what becomes ``tls.key`` / ``tls.crt``.
 
-Everything here is synchronous because the Azure SDK is; renewal activities run it
-on the worker's thread pool. Azure errors become :class:`IssuerError` once, in
-:meth:`_VaultCall.translate`, where the HTTP status decides whether Temporal may
-retry. Messages name the vault and certificate and never carry tokens or keys.
+Installing into Key Vault and reading what it holds is the store's
+(:mod:`keyward.stores.azure_keyvault`); the vault's clients, its error mapping and the
+export are :mod:`keyward.azure.vault`, shared by both. Everything here is synchronous
+because the Azure SDK is; renewal activities run it on the worker's thread pool.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import ipaddress
 import math
-import re
-from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping, Sequence
 from datetime import timedelta
 from typing import Any, Final, Literal
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import (
-    AzureError,
-    ClientAuthenticationError,
-    HttpResponseError,
-    ResourceExistsError,
-    ResourceNotFoundError,
-    ServiceRequestError,
-    ServiceResponseError,
-)
+from azure.core.exceptions import ResourceExistsError
 from azure.core.polling import LROPoller
 from azure.keyvault.certificates import (
     CertificateClient,
@@ -49,13 +37,11 @@ from azure.keyvault.certificates import (
     LifetimeAction,
     WellKnownIssuerNames,
 )
-from azure.keyvault.secrets import SecretClient
 from cryptography import x509
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
-from cryptography.hazmat.primitives.serialization import pkcs12
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keyward.azure import pem
+from keyward.azure.vault import KeyVaultCertificateRef, clip
 from keyward.issuers.base import IssuerError
 from keyward.log import get_logger
 from keyward.pki.types import CertificateSpec, IssuedCertificate, Usage
@@ -67,8 +53,6 @@ LifetimeActionType = Literal["AutoRenew", "EmailContacts"]
 #: followed by intermediates. keyward's local ``CertificateAuthority.sign_csr`` fits.
 CsrSigner = Callable[[bytes, CertificateSpec], bytes]
 
-#: Key Vault object names: 1-127 letters, digits and dashes.
-_OBJECT_NAME: Final = re.compile(r"[0-9A-Za-z-]{1,127}")
 #: The average Gregorian month, for converting a lifetime into Key Vault's whole months.
 _AVERAGE_MONTH: Final = timedelta(days=365.25 / 12)
 #: Key Vault accepts ``days_before_expiry`` up to ``validity_in_months * 27``.
@@ -78,15 +62,12 @@ _API_VERSIONS_WITHOUT_IP_SANS: Final = frozenset(
     {"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6"})
 #: azure-keyvault-certificates gained ``san_ip_addresses`` in 4.11 (API 2025-07-01).
 _SDK_HAS_IP_SANS: Final = hasattr(CertificatePolicy, "san_ip_addresses")
-_SERVICE_MESSAGE_LIMIT: Final = 300
 
 _EKUS: Final[dict[Usage, tuple[x509.ObjectIdentifier, ...]]] = {
     "client": (ExtendedKeyUsageOID.CLIENT_AUTH,),
     "server": (ExtendedKeyUsageOID.SERVER_AUTH,),
     "both": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
 }
-
-PrivateKey = ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey
 
 
 def validity_in_months(lifetime: timedelta) -> int:
@@ -100,60 +81,6 @@ def validity_in_months(lifetime: timedelta) -> int:
     if lifetime <= timedelta(0):
         raise ValueError(f"a certificate lifetime must be positive, not {lifetime}")
     return max(1, math.ceil(lifetime / _AVERAGE_MONTH))
-
-
-class _VaultCall:
-    """Names one vault + certificate for error messages and maps Azure errors for both.
-
-    One place decides retryability (STYLE: map statuses once): no answer, 408, 429 and 5xx
-    may succeed later; anything else the service refused will be refused again.
-    """
-
-    def __init__(self, vault_url: str, certificate_name: str) -> None:
-        self.where = f"Azure Key Vault {vault_url}, certificate {certificate_name!r}"
-
-    def error(self, problem: str, *, retryable: bool) -> IssuerError:
-        return IssuerError(f"{self.where}: {problem}", retryable=retryable)
-
-    @contextmanager
-    def translate(self, action: str) -> Iterator[None]:
-        """Turn Azure SDK failures inside the block into :class:`IssuerError`."""
-        try:
-            yield
-        except AzureError as exc:
-            raise self._from_azure(exc, action) from exc
-        except ValueError as exc:
-            # The SDK's challenge policy raises ValueError when the vault's challenge names
-            # a resource that does not match the vault's domain (a local or private endpoint
-            # without verify_challenge_resource=False): configuration, not a transient fault.
-            raise self.error(f"{action} failed: the SDK rejected the vault's authentication "
-                             f"challenge or the request ({_clip(str(exc))})",
-                             retryable=False) from exc
-
-    def _from_azure(self, exc: AzureError, action: str) -> IssuerError:
-        if isinstance(exc, ServiceRequestError | ServiceResponseError):
-            return self.error(f"{action} failed: the vault did not answer "
-                              f"({type(exc).__name__}); will retry", retryable=True)
-        if isinstance(exc, HttpResponseError) and exc.status_code is not None:
-            return self._from_status(exc, exc.status_code, action)
-        if isinstance(exc, ClientAuthenticationError):
-            # No HTTP status: the credential itself could not produce a token.
-            return self.error(f"{action} failed: the credential could not get a token for "
-                              f"the vault ({type(exc).__name__})", retryable=False)
-        return self.error(f"{action} failed: {type(exc).__name__}", retryable=False)
-
-    def _from_status(self, exc: HttpResponseError, status: int, action: str) -> IssuerError:
-        retryable = status in (408, 429) or status >= 500
-        code = f" {exc.error.code}" if exc.error is not None and exc.error.code else ""
-        hint = {
-            401: " (the vault rejected the credential's token)",
-            403: " (the identity lacks permission, or a vault policy forbids this)",
-            404: " (not found)",
-        }.get(status, " (will retry)" if retryable else "")
-        message = exc.error.message if exc.error is not None else None
-        detail = f": {_clip(message)}" if message else ""
-        return self.error(f"{action} failed: HTTP {status}{code}{hint}{detail}",
-                          retryable=retryable)
 
 
 class AzureKeyVaultIssuer:
@@ -183,13 +110,9 @@ class AzureKeyVaultIssuer:
                  client_kwargs: Mapping[str, Any] | None = None,
                  polling_interval: float = 5.0,
                  create_timeout: float = 300.0) -> None:
-        if not vault_url.lower().startswith("https://"):
-            # The SDK refuses bearer tokens over plain HTTP at request time, which would
-            # otherwise look like a retryable connection failure.
-            raise ValueError(f"vault_url must be an https URL, not {vault_url!r}")
-        if not _OBJECT_NAME.fullmatch(certificate_name):
-            raise ValueError(f"{certificate_name!r} is not a Key Vault certificate name "
-                             "(1-127 letters, digits and dashes)")
+        self._call = KeyVaultCertificateRef(vault_url, certificate_name,
+                                            credential=credential,
+                                            client_kwargs=client_kwargs)
         if mode not in ("self", "external-ca"):
             raise ValueError(f"mode must be 'self' or 'external-ca', not {mode!r}")
         if mode == "external-ca" and sign_csr is None:
@@ -199,20 +122,16 @@ class AzureKeyVaultIssuer:
         _check_lifetime_action(mode, lifetime_action, lifetime_percentage, days_before_expiry)
         if polling_interval <= 0 or create_timeout <= 0:
             raise ValueError("polling_interval and create_timeout must be positive")
-        self._vault_url = vault_url.rstrip("/")
         self._certificate_name = certificate_name
         self._mode: Mode = mode
-        self._credential = credential if credential is not None else _default_credential()
         self._sign_csr = sign_csr
-        self._ca_certificates = _load_certificates(ca_pem, "ca_pem") if ca_pem else []
+        self._ca_certificates = pem.load_certificates(ca_pem, "ca_pem") if ca_pem else []
         self._lifetime_action = lifetime_action
         self._lifetime_percentage = lifetime_percentage
         self._days_before_expiry = days_before_expiry
-        self._client_kwargs = dict(client_kwargs or {})
         self._polling_interval = polling_interval
         self._create_timeout = create_timeout
-        self._call = _VaultCall(self._vault_url, certificate_name)
-        self._log = get_logger("keyward.issuers.azure_keyvault", vault=self._vault_url,
+        self._log = get_logger("keyward.issuers.azure_keyvault", vault=self._call.vault_url,
                                certificate=certificate_name, mode=mode)
 
     @property
@@ -259,7 +178,7 @@ class AzureKeyVaultIssuer:
     def issue(self, spec: CertificateSpec) -> IssuedCertificate:
         """Create a new version of the vault certificate for ``spec`` and export it with its key."""
         policy = self.certificate_policy(spec)
-        with self._certificate_client() as certificates:
+        with self._call.certificate_client() as certificates:
             if self._mode == "self":
                 certificate = self._create_self_signed(certificates, policy)
             else:
@@ -275,22 +194,9 @@ class AzureKeyVaultIssuer:
         For ``AutoRenew`` lifetime actions: Key Vault renews on its own, and keyward only has
         to pick the new version up.
         """
-        with (self._certificate_client() as certificates,
+        with (self._call.certificate_client() as certificates,
               self._call.translate("reading the certificate")):
             certificate = certificates.get_certificate(self._certificate_name)
-        return self._export(certificate)
-
-    def read_installed(self) -> IssuedCertificate | None:
-        """What the vault holds now (with its key), or None when there is no such certificate.
-
-        The renewal workflow's inspection step for ``install = "azure-keyvault"``.
-        """
-        with (self._certificate_client() as certificates,
-              self._call.translate("reading the certificate")):
-            try:
-                certificate = certificates.get_certificate(self._certificate_name)
-            except ResourceNotFoundError:
-                return None
         return self._export(certificate)
 
     # -- creation ---------------------------------------------------------------------------
@@ -334,15 +240,15 @@ class AzureKeyVaultIssuer:
             # keyward's local CA raises CertificateAuthorityError (expired CA, wrong key
             # type): nothing a retry changes. The CSR is public, so its text may be shown.
             raise self._call.error(f"signing the CSR failed: {type(exc).__name__}: "
-                                   f"{_clip(str(exc))}", retryable=False) from exc
+                                   f"{clip(str(exc))}", retryable=False) from exc
         try:
-            chain = _load_certificates(signed, "the signed certificate")
+            chain = pem.load_certificates(signed, "the signed certificate")
         except ValueError as exc:
             raise self._call.error(str(exc), retryable=False) from exc
         if chain[0].public_key() != csr.public_key():
             raise self._call.error("sign_csr returned a certificate for a different key than "
                                    "the vault's CSR", retryable=False)
-        x5c = _unique_der([*chain, *self._ca_certificates])
+        x5c = pem.unique_der([*chain, *self._ca_certificates])
         with self._call.translate("merging the signed chain"):
             return certificates.merge_certificate(self._certificate_name, x5c)
 
@@ -372,50 +278,17 @@ class AzureKeyVaultIssuer:
         if isinstance(result, CertificateOperation):
             reason = result.error.message if result.error else result.status_details
             return self._call.error(f"creation ended with status {result.status!r}: "
-                                    f"{_clip(reason or 'no details')}", retryable=False)
+                                    f"{clip(reason or 'no details')}", retryable=False)
         return self._call.error("creation returned no certificate", retryable=False)
-
-    # -- export -----------------------------------------------------------------------------
-
-    def _export(self, certificate: KeyVaultCertificate) -> IssuedCertificate:
-        version = certificate.properties.version if certificate.properties else None
-        if not version or not certificate.cer:
-            raise self._call.error("the vault returned a certificate without version or body",
-                                   retryable=False)
-        try:
-            leaf = x509.load_der_x509_certificate(bytes(certificate.cer))
-        except ValueError as exc:
-            raise self._call.error("the vault returned an unreadable certificate",
-                                   retryable=False) from exc
-        # The same version of the backing secret: a renewal racing us cannot mix key and cert.
-        with self._secret_client() as secrets, self._call.translate("exporting the private key"):
-            secret = secrets.get_secret(self._certificate_name, version)
-        key, bundled = _parse_secret(secret.value or "", secret.properties.content_type,
-                                     self._call)
-        if key.public_key() != leaf.public_key():
-            raise self._call.error("the exported key does not match the certificate",
-                                   retryable=False)
-        chain, root = _order_chain(leaf, bundled)
-        ca_certificates = self._ca_certificates or ([root] if root is not None else [])
-        if self._mode == "self" and not self._ca_certificates and _is_self_signed(leaf):
-            ca_certificates = [leaf]
-        return IssuedCertificate(
-            certificate_pem=b"".join(_pem(cert) for cert in chain),
-            private_key_pem=key.private_bytes(serialization.Encoding.PEM,
-                                              serialization.PrivateFormat.PKCS8,
-                                              serialization.NoEncryption()),
-            ca_pem=b"".join(_pem(cert) for cert in ca_certificates) or None)
 
     # -- clients ----------------------------------------------------------------------------
 
-    def _certificate_client(self) -> CertificateClient:
-        return CertificateClient(self._vault_url, self._credential, **self._client_kwargs)
-
-    def _secret_client(self) -> SecretClient:
-        return SecretClient(self._vault_url, self._credential, **self._client_kwargs)
+    def _export(self, certificate: KeyVaultCertificate) -> IssuedCertificate:
+        return self._call.export(certificate, ca_certificates=self._ca_certificates,
+                                 self_signed_leaf_is_ca=self._mode == "self")
 
     def _ip_sans(self, addresses: Sequence[str]) -> list[str]:
-        api_version = str(self._client_kwargs.get("api_version", ""))
+        api_version = str(self._call.client_kwargs.get("api_version", ""))
         if not _SDK_HAS_IP_SANS or api_version in _API_VERSIONS_WITHOUT_IP_SANS:
             raise self._call.error(
                 "the spec asks for IP address SANs, which Key Vault only accepts from API "
@@ -428,47 +301,7 @@ class AzureKeyVaultIssuer:
                                    retryable=False) from exc
 
 
-def import_to_key_vault(vault_url: str, certificate_name: str, issued: IssuedCertificate, *,
-                        credential: TokenCredential | None = None, exportable: bool = True,
-                        tags: Mapping[str, str] | None = None,
-                        client_kwargs: Mapping[str, Any] | None = None) -> str:
-    """Install ``issued`` (key + chain) as a new version of a Key Vault certificate.
-
-    For consumers that read their certificate from Key Vault (App Gateway, Front Door,
-    the Key Vault CSI provider). Imported as PEM so the backing secret stays PEM. Failures
-    raise :class:`IssuerError` with the same ``retryable`` contract as issuing.
-    Returns the new version's certificate id (a URL ending in the version).
-    """
-    call = _VaultCall(vault_url.rstrip("/"), certificate_name)
-    try:
-        chain = _load_certificates(issued.certificate_pem, "the certificate to import")
-    except ValueError as exc:
-        raise call.error(str(exc), retryable=False) from exc
-    key = _load_private_key(issued.private_key_pem)
-    if key is None or key.public_key() != chain[0].public_key():
-        raise call.error("the private key does not match the certificate", retryable=False)
-    body = issued.private_key_pem.rstrip(b"\n") + b"\n" + issued.certificate_pem
-    policy = CertificatePolicy(content_type=CertificateContentType.pem, exportable=exportable)
-    client = CertificateClient(vault_url.rstrip("/"),
-                               credential if credential is not None else _default_credential(),
-                               **dict(client_kwargs or {}))
-    with client, call.translate("import"):
-        imported = client.import_certificate(certificate_name, body, policy=policy,
-                                             tags=dict(tags) if tags else None)
-    if not imported.id:
-        raise call.error("the vault returned no id for the imported certificate",
-                         retryable=False)
-    return imported.id
-
-
 # -- helpers ---------------------------------------------------------------------------------
-
-
-def _default_credential() -> TokenCredential:
-    # Imported here: azure-identity is only needed when no credential is passed in.
-    from azure.identity import DefaultAzureCredential  # noqa: PLC0415
-
-    return DefaultAzureCredential()
 
 
 def _check_lifetime_action(mode: Mode, action: LifetimeActionType | None,
@@ -500,103 +333,10 @@ def _key_options(key_type: SpecKeyType) -> dict[str, Any]:
             "key_usage": [KeyUsageType.digital_signature, KeyUsageType.key_encipherment]}
 
 
-def _parse_secret(value: str, content_type: str | None,
-                  call: _VaultCall) -> tuple[PrivateKey, list[x509.Certificate]]:
-    """Key and certificates from a certificate's backing secret (PEM, or base64 PKCS#12).
-
-    A non-exportable key is simply absent from the value (Key Vault returns the
-    certificates only), which is the one failure here that the caller can fix.
-    """
-    key: PrivateKey | None
-    if content_type == CertificateContentType.pkcs12:
-        try:
-            loaded_key, leaf, extra = pkcs12.load_key_and_certificates(
-                base64.b64decode(value, validate=True), None)
-        except (ValueError, binascii.Error) as exc:
-            raise call.error("the exported secret is not a readable PKCS#12 bundle",
-                             retryable=False) from exc
-        key = loaded_key if isinstance(loaded_key, PrivateKey) else None
-        certificates = ([leaf] if leaf is not None else []) + list(extra)
-    else:
-        try:
-            certificates = x509.load_pem_x509_certificates(value.encode())
-        except ValueError as exc:
-            raise call.error("the exported secret holds no PEM certificate",
-                             retryable=False) from exc
-        key = _load_private_key(value.encode())
-    if key is None:
-        raise call.error("the exported secret has no private key: the certificate's policy "
-                         "does not allow exporting it (key_props.exportable=false)",
-                         retryable=False)
-    return key, certificates
-
-
-def _load_private_key(data: bytes) -> PrivateKey | None:
-    """The first PEM private-key block in ``data`` (PKCS#8, SEC1 or PKCS#1), if any."""
-    match = re.search(rb"-----BEGIN ((?:RSA |EC )?PRIVATE KEY)-----.+?-----END \1-----",
-                      data, re.DOTALL)
-    if match is None:
-        return None
-    try:
-        key = serialization.load_pem_private_key(match.group(0), password=None)
-    except (ValueError, TypeError):
-        return None
-    return key if isinstance(key, PrivateKey) else None
-
-
-def _load_certificates(data: bytes, what: str) -> list[x509.Certificate]:
-    try:
-        return x509.load_pem_x509_certificates(data)
-    except ValueError as exc:
-        raise ValueError(f"{what} is not PEM with at least one certificate") from exc
-
-
-def _order_chain(leaf: x509.Certificate, bundled: Sequence[x509.Certificate],
-                 ) -> tuple[list[x509.Certificate], x509.Certificate | None]:
-    """Leaf first, then each issuer in turn; a self-signed root is split off as the CA.
-
-    Key Vault keeps imported and merged chains in upload order (root first is common),
-    while TLS wants leaf first.
-    """
-    others = [cert for cert in bundled if cert != leaf]
-    chain = [leaf]
-    while others:
-        issuer = next((cert for cert in others if cert.subject == chain[-1].issuer), None)
-        if issuer is None or _is_self_signed(chain[-1]):
-            break
-        chain.append(issuer)
-        others.remove(issuer)
-    root = chain.pop() if len(chain) > 1 and _is_self_signed(chain[-1]) else None
-    return chain, root
-
-
-def _is_self_signed(certificate: x509.Certificate) -> bool:
-    return certificate.issuer == certificate.subject
-
-
-def _unique_der(certificates: Sequence[x509.Certificate]) -> list[bytes]:
-    seen: list[bytes] = []
-    for certificate in certificates:
-        der = certificate.public_bytes(serialization.Encoding.DER)
-        if der not in seen:
-            seen.append(der)
-    return seen
-
-
-def _pem(certificate: x509.Certificate) -> bytes:
-    return certificate.public_bytes(serialization.Encoding.PEM)
-
-
-def _clip(text: str) -> str:
-    text = " ".join(text.split())
-    return text if len(text) <= _SERVICE_MESSAGE_LIMIT else text[:_SERVICE_MESSAGE_LIMIT] + "…"
-
-
 __all__ = [
     "AzureKeyVaultIssuer",
     "CsrSigner",
     "LifetimeActionType",
     "Mode",
-    "import_to_key_vault",
     "validity_in_months",
 ]

@@ -69,5 +69,11 @@ def kubernetes_api_client() -> Any:
     try:
         config.load_incluster_config()  # type: ignore[no-untyped-call]
     except config.ConfigException:
-        config.load_kube_config()  # type: ignore[no-untyped-call]
+        try:
+            config.load_kube_config()  # type: ignore[no-untyped-call]
+        except config.ConfigException as exc:
+            # Not in a pod and no usable kubeconfig: a setup problem a retry does not fix.
+            raise ConfigError("certificates", "no Kubernetes API configuration: not running "
+                              "in a pod with a service account, and no usable kubeconfig "
+                              f"({exc})") from None
     return client.ApiClient()

@@ -8,9 +8,14 @@ failure type names are the constants of :mod:`keyward.contracts.failures`, docum
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TypeVar
+
 from temporalio.exceptions import ApplicationError
 
 from keyward.errors import KeywardError
+
+T = TypeVar("T")
 
 
 def to_application_error(exc: KeywardError) -> ApplicationError:
@@ -22,3 +27,14 @@ def to_application_error(exc: KeywardError) -> ApplicationError:
     fail at once.
     """
     return ApplicationError(str(exc), type=exc.failure_type, non_retryable=not exc.retryable)
+
+
+def as_temporal_failure(operation: Callable[[], T]) -> T:
+    """Run ``operation``; a keyward error it raises leaves as its ``ApplicationError``.
+
+    What every activity adapter does around the service call it adapts.
+    """
+    try:
+        return operation()
+    except KeywardError as exc:
+        raise to_application_error(exc) from exc

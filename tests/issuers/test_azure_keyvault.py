@@ -1,4 +1,4 @@
-"""AzureKeyVaultIssuer and import_to_key_vault through the real Azure SDK against the emulator.
+"""AzureKeyVaultIssuer and the Key Vault store through the real Azure SDK against the emulator.
 
 No Azure AD exists here: a tiny ``TokenCredential`` hands out a fixed token, and the
 emulator checks that exactly that token arrives after the 401 challenge.
@@ -40,15 +40,12 @@ from temporalio.testing import ActivityEnvironment
 from activities.certificates import CertificateActivities
 from keyward.config import CertificateSettings, Settings
 from keyward.contracts.certificates import CertificateRef
-from keyward.issuers.azure_keyvault import (
-    AzureKeyVaultIssuer,
-    import_to_key_vault,
-    validity_in_months,
-)
+from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer, validity_in_months
 from keyward.issuers.base import IssuerError
 from keyward.issuers.factory import build_issuer
 from keyward.pki.ca import CertificateAuthority, CertificateAuthorityError
 from keyward.pki.types import CertificateSpec, IssuedCertificate
+from keyward.stores.azure_keyvault import import_to_key_vault
 from keyward_devstack.processes import free_port
 from tests.emulators.azure_keyvault import KeyVaultEmulator, RunningVault, serve
 from tests.tls_material import ServerTLS, make_server_tls
