@@ -72,8 +72,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
                                        "tests/trust_boundary/test_payload_metadata.py"),
     # Starts the Temporal dev server in each run (about 6 s a mutant).
     "activities/temporal_history.py": ("tests/trust_boundary/test_history_scan_rules.py",),
-    "keyward/config.py": ("tests/unit/test_config.py",
-                          "tests/trust_boundary/test_payload_metadata.py"),
+    "keyward/config/codec.py": ("tests/unit/test_config.py",
+                                "tests/trust_boundary/test_payload_metadata.py"),
 }
 
 # Modules of which only some functions (or methods) are the rule under test: only mutants
@@ -86,7 +86,7 @@ MODULE_SCOPE: dict[str, frozenset[str]] = {
         "describe_history_window", "_versions_carried", "_schedule_versions",
         "_start_event_versions", "_first_blocking"}),
     # The allowed-key rule's settings half (the check itself is in transit_codec.py).
-    "keyward/config.py": frozenset({"key_for", "keys_allowed"}),
+    "keyward/config/codec.py": frozenset({"key_for", "keys_allowed"}),
 }
 
 # Reviewed mutants that cannot change behaviour any test could observe, keyed by module and

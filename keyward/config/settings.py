@@ -1,0 +1,56 @@
+"""The root of keyward's settings: :class:`Settings`, one field per section.
+
+It holds the sections the other modules of this package declare, names them for error
+messages (``SECTIONS``, ``Settings.settings_names``) and runs their disk checks together
+(:meth:`Settings.check_files`). Reading the sources into it is ``keyward.config.loading``'s
+job; this module reads nothing.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import ClassVar, Final
+
+from keyward.config.certificates import CertificateSettings
+from keyward.config.codec import CodecServerSettings, CodecSettings
+from keyward.config.devstack import DevstackSettings
+from keyward.config.observability import LoggingSettings, MetricsSettings
+from keyward.config.rotation import RotationSettings
+from keyward.config.section import settings_class
+from keyward.config.temporal import TemporalSettings
+from keyward.config.vault import VaultSettings
+
+
+@settings_class("")
+class Settings:
+    temporal: TemporalSettings = dataclasses.field(default_factory=TemporalSettings)
+    vault: VaultSettings = dataclasses.field(default_factory=VaultSettings)
+    codec: CodecSettings = dataclasses.field(default_factory=CodecSettings)
+    codec_server: CodecServerSettings = dataclasses.field(default_factory=CodecServerSettings)
+    rotation: RotationSettings = dataclasses.field(default_factory=RotationSettings)
+    #: Certificates by name (TOML tables [certificates.<name>]).
+    certificates: dict[str, CertificateSettings] = dataclasses.field(default_factory=dict)
+    devstack: DevstackSettings = dataclasses.field(default_factory=DevstackSettings)
+    metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
+    logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
+    #: Where the settings came from, for messages ("from /etc/keyward.toml").
+    source: str = dataclasses.field(default="defaults", compare=False)
+
+    settings_names: ClassVar[tuple[str, ...]] = ()
+
+    def check_files(self) -> None:
+        """Every file the settings name exists: the one step that reads the disk.
+
+        :func:`load_settings` runs it, so a typo in a path fails at start, naming the
+        setting, rather than at the first TLS handshake; settings built in code (tests,
+        the dev stack) may name files that appear later.
+        """
+        self.vault.check_files()
+        self.codec_server.check_files()
+        for name, cert in self.certificates.items():
+            cert.check_files(name)
+
+
+SECTIONS: Final = tuple(field.name for field in dataclasses.fields(Settings)
+                        if field.name not in ("certificates", "source"))
+Settings.settings_names = (*SECTIONS, "certificates")
