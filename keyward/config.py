@@ -65,6 +65,7 @@ from pydantic_settings import (
     TomlConfigSettingsSource,
 )
 
+from keyward.cloud.settings import CloudSettings
 from keyward.config_errors import config_error, problem, problem_with_value
 from keyward.errors import ConfigError
 from keyward.secrets import Secret
@@ -795,6 +796,8 @@ class Settings:
     devstack: DevstackSettings = dataclasses.field(default_factory=DevstackSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
+    #: The Temporal Cloud Operations API (declared in keyward/cloud/settings.py).
+    cloud: CloudSettings = dataclasses.field(default_factory=CloudSettings)
     #: Where the settings came from, for messages ("from /etc/keyward.toml").
     source: str = dataclasses.field(default="defaults", compare=False)
 
@@ -809,6 +812,7 @@ class Settings:
         """
         self.vault.check_files()
         self.codec_server.check_files()
+        self.cloud.check_files()
         for name, cert in self.certificates.items():
             cert.check_files(name)
 
@@ -854,6 +858,7 @@ class _Sources(BaseSettings):
     devstack: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     logging: dict[str, Any] = Field(default_factory=dict)
+    cloud: dict[str, Any] = Field(default_factory=dict)
 
 
 def _is_section_variable(name: str) -> bool:
