@@ -73,6 +73,7 @@ class _Sources(BaseSettings):
     devstack: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     logging: dict[str, Any] = Field(default_factory=dict)
+    cloud: dict[str, Any] = Field(default_factory=dict)
 
 
 def _is_section_variable(name: str) -> bool:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Final
 
+from keyward.cloud.settings import CloudSettings
 from keyward.config.certificates import CertificateSettings
 from keyward.config.codec import CodecServerSettings, CodecSettings
 from keyward.config.devstack import DevstackSettings
@@ -33,6 +34,8 @@ class Settings:
     devstack: DevstackSettings = dataclasses.field(default_factory=DevstackSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
+    #: The Temporal Cloud Operations API (declared in keyward/cloud/settings.py).
+    cloud: CloudSettings = dataclasses.field(default_factory=CloudSettings)
     #: Where the settings came from, for messages ("from /etc/keyward.toml").
     source: str = dataclasses.field(default="defaults", compare=False)
 
@@ -47,6 +50,7 @@ class Settings:
         """
         self.vault.check_files()
         self.codec_server.check_files()
+        self.cloud.check_files()
         for name, cert in self.certificates.items():
             cert.check_files(name)
 

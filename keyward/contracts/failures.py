@@ -43,6 +43,55 @@ VAULT_TRANSIENT_ERROR: Final = "VaultTransientError"
 VAULT_PERMANENT_ERROR: Final = "VaultPermanentError"
 """A Vault refusal that no more precise class names. Not retried."""
 
+# --- Temporal Cloud Operations API (the class names of keyward.cloud.errors) ------------
+
+CLOUD_OPS_UNAVAILABLE: Final = "CloudOpsUnavailable"
+"""The Cloud Ops API did not answer: connection refused or reset, TLS failure, UNAVAILABLE,
+DEADLINE_EXCEEDED or keyward's own call deadline. Retried."""
+
+CLOUD_OPS_RATE_LIMITED: Final = "CloudOpsRateLimited"
+"""The Cloud Ops API answered RESOURCE_EXHAUSTED (rate limited). Retried."""
+
+CLOUD_OPS_SERVER_ERROR: Final = "CloudOpsServerError"
+"""The Cloud Ops API answered INTERNAL, UNKNOWN or DATA_LOSS. Retried."""
+
+CLOUD_OPS_CONFLICT: Final = "CloudOpsConflict"
+"""A namespace update carried a stale ``resource_version`` (ABORTED, or FAILED_PRECONDITION
+on a write): someone changed the namespace since it was read. Retried: each attempt reads
+the namespace again and re-applies its change; the same request sent again never succeeds."""
+
+CLOUD_OPS_UNAUTHENTICATED: Final = "CloudOpsUnauthenticated"
+"""The Cloud Ops API refused the API key (UNAUTHENTICATED): wrong, expired or revoked.
+Not retried."""
+
+CLOUD_OPS_PERMISSION_DENIED: Final = "CloudOpsPermissionDenied"
+"""The API key's identity may not do this (PERMISSION_DENIED): its account role or
+namespace access is too low. Not retried."""
+
+CLOUD_OPS_NOT_FOUND: Final = "CloudOpsNotFound"
+"""No such namespace, user or async operation (NOT_FOUND). Not retried."""
+
+CLOUD_OPS_INVALID_REQUEST: Final = "CloudOpsInvalidRequest"
+"""The Cloud Ops API refused the request as malformed (INVALID_ARGUMENT, an unsupported API
+version, OUT_OF_RANGE, UNIMPLEMENTED, ALREADY_EXISTS, FAILED_PRECONDITION on a read), or
+keyward refused to send it (a CA bundle that is not certificates). Not retried."""
+
+CLOUD_OPS_NOTHING_TO_CHANGE: Final = "CloudOpsNothingToChange"
+"""A namespace update asked for the spec the namespace already has (INVALID_ARGUMENT
+"nothing to change"). Not retried."""
+
+CLOUD_OPS_OPERATION_FAILED: Final = "CloudOpsOperationFailed"
+"""An async operation (a namespace update) ended failed, cancelled or rejected; its
+``failure_reason`` is in the message. Not retried."""
+
+CLOUD_OPS_OPERATION_TIMEOUT: Final = "CloudOpsOperationTimeout"
+"""An async operation was still pending or in progress when keyward stopped waiting
+(``cloud.operation_timeout_seconds``). Retried: waiting again may see it end."""
+
+CLOUD_OPS_ERROR: Final = "CloudOpsError"
+"""A Cloud Ops API failure no finer type names (a response keyward cannot read). Not
+retried."""
+
 # --- Transit key activities -------------------------------------------------------------
 
 INVALID_FLOOR: Final = "InvalidFloor"
