@@ -35,7 +35,7 @@ async def run(settings: Settings) -> int:
     codec = build_codec(settings, lambda: client.token,
                         namespace=settings.codec_server.default_namespace)
     try:
-        server = await start_codec_server(settings.codec_server, codec)
+        server = await start_codec_server(settings.codec_server, codec, cloud=settings.cloud)
         try:
             await stop.wait()
         finally:

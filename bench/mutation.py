@@ -43,6 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "keyward/codec/format.py": ("tests/unit/test_codec_format.py",),
     "keyward/codecserver/permissions.py": ("tests/codecserver/test_permissions.py",),
+    "keyward/codecserver/cloud_roles.py": ("tests/codecserver/test_cloud_roles.py",),
     "keyward/codecserver/jwt_auth.py": ("tests/codecserver/test_jwt.py",
                                         "tests/codecserver/test_jwt_rules.py",
                                         "tests/codecserver/test_jwks_redirect.py"),
@@ -94,6 +95,14 @@ MODULE_SCOPE: dict[str, frozenset[str]] = {
 # says why. A listed mutant that is killed is reported so the entry can be dropped.
 _CACHE_SIZE = "an lru_cache bound: changes memory use, never a result"
 EQUIVALENT: dict[str, dict[str, str]] = {
+    "keyward/codecserver/cloud_roles.py": {
+        "43:18:True->False": "CloudRole is frozen as a value should be; nothing assigns to "
+                             "one, so a mutable one behaves the same",
+        "74:62:10000+1": "the default bound on remembered users; any size near it caches the "
+                         "same (the bound itself is tested with max_users=3)",
+        "74:62:10000-1": "the default bound on remembered users; any size near it caches the "
+                         "same (the bound itself is tested with max_users=3)",
+    },
     "keyward/codec/format.py": {
         "65:21:1+1": "zlib level 2 instead of 1: another speed/ratio trade-off; every level "
                      "inflates to the same bytes, and the compressed size is not specified",
@@ -113,12 +122,12 @@ EQUIVALENT: dict[str, dict[str, str]] = {
                                    "first operand is redundant (kept to say why)",
     },
     "keyward/codecserver/jwt_auth.py": {
-        "180:12:raise->pass": "unreachable: PyJWT (>= 2.10) already refuses a missing `sub` "
+        "184:12:raise->pass": "unreachable: PyJWT (>= 2.10) already refuses a missing `sub` "
                               "(require) and a non-string one (InvalidSubjectError); this "
                               "check is the second line behind it",
-        "186:11:drop-and-operand-2": "unreachable: jwt.get_unverified_header already refuses "
+        "194:11:drop-and-operand-2": "unreachable: jwt.get_unverified_header already refuses "
                                      "a header whose kid is not a string",
-        "197:41:drop-.strip()": "the header was stripped before the partition, so the token "
+        "205:41:drop-.strip()": "the header was stripped before the partition, so the token "
                                 "part is empty exactly when it is blank",
     },
     "keyward/pki/validate.py": {

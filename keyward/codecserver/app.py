@@ -37,9 +37,10 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from temporalio.api.common.v1 import Payloads
 
 from keyward.codec.transit_codec import VaultTransitCodec
+from keyward.codecserver.cloud_roles import CloudRoles
 from keyward.codecserver.jwt_auth import AuthError, Identity, JwtVerifier
 from keyward.codecserver.payloads_json import PayloadsJsonError, dump_payloads, parse_payloads
-from keyward.codecserver.permissions import Operation, Permissions, Role
+from keyward.codecserver.permissions import Operation
 from keyward.config import CodecServerSettings, is_loopback_host
 from keyward.errors import KeywardError
 from keyward.log import get_logger
@@ -75,16 +76,24 @@ class CodecServerMetrics:
         )
 
 
+@dataclass
+class Audit:
+    """What the request's one audit line says about the caller, filled in as it is learned."""
+
+    subject: str = "-"
+    #: The Temporal Cloud user's email, when roles were looked up there.
+    email: str | None = None
+    #: Which role source granted or refused: "claim", "temporal-cloud", "none" (auth off).
+    role_source: str | None = None
+
+
 class RequestFailed(Exception):
     """An expected failure with its HTTP status, a public message and an audit outcome."""
 
-    def __init__(self, status: int, message: str, outcome: str, *,
-                 subject: str | None = None) -> None:
+    def __init__(self, status: int, message: str, outcome: str) -> None:
         self.status = status
         self.message = message
         self.outcome = outcome
-        #: Who was refused, when known (a 403): the audit line must say who was denied.
-        self.subject = subject
         super().__init__(message)
 
 
@@ -92,10 +101,12 @@ class CodecServer:
     """Request handling state: settings, codec, verifier, metrics."""
 
     def __init__(self, settings: CodecServerSettings, codec: VaultTransitCodec,
-                 verifier: JwtVerifier | None, metrics: CodecServerMetrics) -> None:
+                 verifier: JwtVerifier | None, metrics: CodecServerMetrics,
+                 cloud_roles: CloudRoles | None = None) -> None:
         self.settings = settings
         self.codec = codec
         self.verifier = verifier
+        self.cloud_roles = cloud_roles
         self.metrics = metrics
         self.allowed_origins = frozenset(settings.allowed_origins)
         self.prefix = [part for part in settings.path_prefix.split("/") if part]
@@ -158,12 +169,11 @@ class CodecServer:
         operation, path_namespace = routed
         namespace = self.namespace_for(request, path_namespace)
         started = time.perf_counter()
-        subject = "-"
+        audit = Audit()
         count = 0
         try:
             self._check_request(request)
-            identity = await self._authorize(request, operation, namespace)
-            subject = identity.subject
+            await self._authorize(request, operation, namespace, audit)
             payloads = await self._read_payloads(request)
             count = len(payloads.payloads)
             result = await self._run_codec(operation, namespace, payloads)
@@ -174,7 +184,6 @@ class CodecServer:
         except RequestFailed as failure:
             response = self._error(request, failure.status, failure.message)
             outcome = failure.outcome
-            subject = failure.subject or subject
         except Exception:  # HTTP boundary: every failure is a JSON 500 with its audit line
             # The traceback goes to the operator's log; the caller learns nothing of it
             # (exception text can quote payload data).
@@ -185,8 +194,10 @@ class CodecServer:
         elapsed = time.perf_counter() - started
         self.metrics.requests.labels(operation, outcome).inc()
         self.metrics.latency.labels(operation, outcome).observe(elapsed)
-        self.log.info("codec request", subject=subject, namespace=namespace,
+        self.log.info("codec request", subject=audit.subject, namespace=namespace,
                       operation=operation, payloads=count, outcome=outcome,
+                      **({"email": audit.email} if audit.email is not None else {}),
+                      **({"role_source": audit.role_source} if audit.role_source else {}),
                       status=response.status, duration_ms=round(elapsed * 1000, 2),
                       remote=request.remote)
         return response
@@ -207,19 +218,58 @@ class CodecServer:
                                 "unsupported_media_type")
 
     async def _authorize(self, request: web.Request, operation: Operation,
-                         namespace: str) -> Identity:
+                         namespace: str, audit: Audit) -> None:
+        """Refuse (401/403/503) unless a role source grants ``operation`` on ``namespace``.
+
+        The token's own ``permissions`` claim is asked first (it costs nothing); Temporal
+        Cloud only when the claim does not grant. A Cloud lookup that fails refuses with 503:
+        never a decode on a guess.
+        """
         if self.verifier is None:
-            return Identity(subject="anonymous (auth disabled)", permissions=_ALL)
+            audit.subject, audit.role_source = "anonymous (auth disabled)", "none"
+            return
         try:
             identity = await self.verifier.verify(request.headers.get("Authorization"))
         except AuthError as exc:
-            raise RequestFailed(401, exc.reason, "unauthenticated") from None
-        if not identity.permissions.allows(operation, namespace):
-            needed = "read" if operation == "decode" else "write"
-            raise RequestFailed(403, f"{operation} needs the {needed} role (or higher) on "
-                                f"namespace {namespace!r}", "forbidden",
-                                subject=identity.subject)
-        return identity
+            raise RequestFailed(401, self._explain(exc.reason), "unauthenticated") from None
+        audit.subject, audit.email = identity.subject, identity.email
+        if self.settings.claim_roles:
+            audit.role_source = "claim"
+            if identity.permissions.allows(operation, namespace):
+                return
+        if self.cloud_roles is not None:
+            audit.role_source = "temporal-cloud"
+            if await self._cloud_allows(identity, operation, namespace):
+                return
+        needed = "read" if operation == "decode" else "write"
+        raise RequestFailed(403, f"{operation} needs the {needed} role (or higher) on "
+                            f"namespace {namespace!r}", "forbidden")
+
+    async def _cloud_allows(self, identity: Identity, operation: Operation,
+                            namespace: str) -> bool:
+        assert self.cloud_roles is not None
+        if identity.email is None:
+            raise RequestFailed(403, f"the token has no {self.settings.cloud_email_claim!r} "
+                                "claim naming a Temporal Cloud user", "forbidden")
+        try:
+            role = await self.cloud_roles.role_for(identity.email)
+        except KeywardError as exc:  # the Cloud Ops API did not answer, or refused keyward
+            self.log.warning("cannot look up a Temporal Cloud role; refusing", error=str(exc),
+                             email=identity.email)
+            raise RequestFailed(503, "cannot look up your Temporal Cloud role right now; "
+                                "try again shortly", "role_lookup_failed") from None
+        if not role.known:
+            raise RequestFailed(403, "this Temporal Cloud account has no user with the "
+                                "token's email", "forbidden")
+        return role.permissions.allows(operation, namespace)
+
+    def _explain(self, reason: str) -> str:
+        """A refused token, with what to send instead when roles come from Temporal Cloud
+        (an API key given to ``--codec-auth`` is not a user's access token)."""
+        if self.cloud_roles is None or reason not in _NOT_A_CLOUD_TOKEN:
+            return reason
+        return (f"{reason}: the codec server accepts Temporal Cloud user access tokens (the "
+                "Web UI's, with 'Pass the user access token' on); API keys are not accepted")
 
     async def _read_payloads(self, request: web.Request) -> Payloads:
         try:
@@ -254,9 +304,11 @@ class CodecServer:
 
 CODEC_SERVER: Final = web.AppKey("codec_server", CodecServer)
 
-#: With auth explicitly disabled, every caller is treated as a system admin.
-_ALL: Final = Permissions(system=Role.ADMIN)
 
+#: Refusals that mean "this is not one of Temporal Cloud's user tokens at all".
+_NOT_A_CLOUD_TOKEN: Final = frozenset({
+    "malformed token", "token signed with an unknown key", "token has no 'kid' header",
+    "token issuer not accepted", "token audience not accepted"})
 
 _FOREIGN_HOST: Final = ("Host is not a loopback name (127.0.0.1, localhost, [::1]); with auth "
                         "disabled the codec server answers only local callers")
@@ -277,11 +329,16 @@ def _short(exc: BaseException) -> str:
 
 def build_app(settings: CodecServerSettings, codec: VaultTransitCodec,
               verifier: JwtVerifier | None, *,
-              metrics: CodecServerMetrics | None = None) -> web.Application:
-    """The codec server application. ``verifier=None`` means auth is off (dev only)."""
+              metrics: CodecServerMetrics | None = None,
+              cloud_roles: CloudRoles | None = None) -> web.Application:
+    """The codec server application. ``verifier=None`` means auth is off (dev only);
+    ``cloud_roles`` is required when ``role_sources`` names Temporal Cloud."""
     if verifier is None and settings.auth != "none":
         raise ValueError("a JWT verifier is required unless codec_server.auth = 'none'")
-    server = CodecServer(settings, codec, verifier, metrics or CodecServerMetrics.create())
+    if settings.auth == "jwt" and settings.cloud_roles and cloud_roles is None:
+        raise ValueError("role_sources names temporal-cloud: pass cloud_roles")
+    server = CodecServer(settings, codec, verifier, metrics or CodecServerMetrics.create(),
+                         cloud_roles)
     app = web.Application(client_max_size=settings.max_body_bytes)
     app[CODEC_SERVER] = server
     app.router.add_route("*", "/{tail:.*}", server.handle)

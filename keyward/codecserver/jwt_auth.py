@@ -57,7 +57,10 @@ class VerificationKey:
 @dataclass(frozen=True)
 class Identity:
     subject: str
+    #: What the ``permissions`` claim grants (nothing when that role source is off).
     permissions: Permissions
+    #: The email claim's value, when roles are looked up in Temporal Cloud and it is there.
+    email: str | None = None
 
 
 class JwksCache:
@@ -128,8 +131,8 @@ class JwtVerifier:
             self._static_key = VerificationKey(_public_key_from_pem(
                 settings.jwt_public_key.read_bytes()))
         self._jwks = jwks
-        if self._jwks is None and settings.jwks_url:
-            self._jwks = JwksCache(settings.jwks_url,
+        if self._jwks is None and settings.token_jwks_url:
+            self._jwks = JwksCache(settings.token_jwks_url,
                                    min_refresh_seconds=settings.jwks_min_refresh_seconds,
                                    max_age_seconds=settings.jwks_cache_seconds)
 
@@ -153,7 +156,8 @@ class JwtVerifier:
         try:
             claims = jwt.decode(
                 token, key.key, algorithms=[alg],
-                audience=list(self._settings.jwt_audience), issuer=self._settings.jwt_issuer,
+                audience=list(self._settings.token_audience),
+                issuer=self._settings.token_issuer,
                 leeway=self._settings.jwt_leeway_seconds,
                 options={"require": _REQUIRED_CLAIMS, "verify_signature": True},
             )
@@ -178,8 +182,12 @@ class JwtVerifier:
         subject = claims.get("sub")
         if not isinstance(subject, str):
             raise AuthError("token 'sub' claim must be a string")
-        return Identity(subject=subject,
-                        permissions=parse_permissions(claims.get(self._settings.permissions_claim)))
+        permissions = parse_permissions(claims.get(self._settings.permissions_claim)) \
+            if self._settings.claim_roles else Permissions()
+        email = claims.get(self._settings.cloud_email_claim) if self._settings.cloud_roles \
+            else None
+        return Identity(subject=subject, permissions=permissions,
+                        email=email if isinstance(email, str) and email.strip() else None)
 
     async def _key(self, header: dict[str, Any]) -> VerificationKey:
         kid = header.get("kid")

@@ -7,12 +7,15 @@ from dataclasses import dataclass
 
 from aiohttp import web
 
+from keyward.cloud.ops import CloudOps
+from keyward.cloud.settings import CloudSettings
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.app import build_app
+from keyward.codecserver.cloud_roles import CloudRoles
 from keyward.codecserver.jwt_auth import JwtVerifier
 from keyward.codecserver.tls import ReloadingServerTLS
 from keyward.config import CodecServerSettings
-from keyward.errors import StartupError
+from keyward.errors import ConfigError, StartupError
 from keyward.log import get_logger
 
 
@@ -28,12 +31,16 @@ class RunningCodecServer:
         await self.runner.cleanup()
 
 
-async def start_codec_server(settings: CodecServerSettings,
-                             codec: VaultTransitCodec) -> RunningCodecServer:
-    """Bind and serve; raises StartupError for a taken port or unusable settings."""
+async def start_codec_server(settings: CodecServerSettings, codec: VaultTransitCodec, *,
+                             cloud: CloudSettings | None = None) -> RunningCodecServer:
+    """Bind and serve; raises StartupError for a taken port or unusable settings.
+
+    ``cloud`` is the ``[cloud]`` section, needed when ``role_sources`` names Temporal Cloud.
+    """
     settings.require_serving_config()
     log = get_logger("keyward.codecserver")
     verifier = JwtVerifier(settings) if settings.auth == "jwt" else None
+    roles = await connect_cloud_roles(settings, cloud) if verifier is not None else None
     if verifier is None:
         # The settings allow this on loopback only (or by an explicit setting), and the app
         # refuses foreign Host and Origin headers; still, say it loudly.
@@ -41,7 +48,8 @@ async def start_codec_server(settings: CodecServerSettings,
                     f"reach {settings.host}:{settings.port} can decrypt payloads of every "
                     "namespace. Use codec_server.auth = 'none' only for local development.")
     tls = ReloadingServerTLS(settings) if settings.tls_cert else None
-    runner = web.AppRunner(build_app(settings, codec, verifier), access_log=None)
+    runner = web.AppRunner(build_app(settings, codec, verifier, cloud_roles=roles),
+                           access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, settings.host, settings.port,
                        ssl_context=tls.context if tls else None)
@@ -58,5 +66,20 @@ async def start_codec_server(settings: CodecServerSettings,
         tls.watcher.start()
     url = f"{settings.scheme}://{settings.host}:{settings.port}"
     log.info("codec server listening", url=url, auth=settings.auth,
+             role_sources=list(settings.role_sources) if verifier is not None else [],
              allowed_origins=list(settings.allowed_origins))
     return RunningCodecServer(url=url, runner=runner, tls=tls)
+
+
+async def connect_cloud_roles(settings: CodecServerSettings,
+                              cloud: CloudSettings | None) -> CloudRoles | None:
+    """The Temporal Cloud role lookup ``role_sources`` asks for (None when it does not):
+    one long-lived Cloud Ops API client, shared by every request."""
+    if not settings.cloud_roles:
+        return None
+    if cloud is None or cloud.api_key_file is None:
+        raise ConfigError("cloud.api_key_file", "codec_server.role_sources names "
+                          "temporal-cloud: set the API key the Cloud Ops API is read with")
+    ops = await CloudOps.connect(cloud)
+    return CloudRoles(ops, ttl_seconds=settings.cloud_role_cache_seconds,
+                      unknown_ttl_seconds=settings.cloud_unknown_user_cache_seconds)

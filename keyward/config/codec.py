@@ -11,7 +11,7 @@ TLS, and who may decrypt (JWT).
 from __future__ import annotations
 
 import dataclasses
-from typing import Annotated, Any, Literal, Self
+from typing import Annotated, Any, Final, Literal, Self
 from urllib.parse import urlparse
 
 from pydantic import AfterValidator, BeforeValidator, model_validator
@@ -54,6 +54,25 @@ def _algorithms(value: Any) -> str | None:
     if bad or not value:
         return (f"only asymmetric algorithms are accepted ({', '.join(sorted(allowed))}); "
                 f"got {', '.join(bad) or 'none'}")
+    return None
+
+
+#: Where the codec server learns a caller's roles (``codec_server.role_sources``).
+ROLE_SOURCES: Final = ("claim", "temporal-cloud")
+#: Temporal Cloud's Web UI tokens: signed by its identity provider (Auth0 under
+#: login.tmprl.cloud, whose issuer is the domain with a trailing slash), for the Cloud API's
+#: audience, naming the user by email in a namespaced claim.
+CLOUD_JWKS_URL: Final = "https://login.tmprl.cloud/.well-known/jwks.json"
+CLOUD_ISSUER: Final = "https://login.tmprl.cloud/"
+CLOUD_AUDIENCE: Final = "https://saas-api.tmprl.cloud"
+CLOUD_EMAIL_CLAIM: Final = "https://saas-api.tmprl.cloud/user/email"
+
+
+def _role_sources(value: Any) -> str | None:
+    bad = [source for source in value if source not in ROLE_SOURCES]
+    if bad or not value:
+        return (f"each role source must be one of {', '.join(ROLE_SOURCES)}; got "
+                f"{', '.join(map(repr, bad)) or 'none'}")
     return None
 
 
@@ -128,6 +147,18 @@ class CodecServerSettings:
     jwt_algorithms: Annotated[Strings, checked_by(_algorithms)] = ("RS256", "ES256")
     jwt_leeway_seconds: Number = 30.0
     permissions_claim: NonEmpty = "permissions"
+    #: Where a caller's roles come from: "claim" (``permissions_claim``, as Temporal's own
+    #: server reads it) and/or "temporal-cloud" (the account's users, by the token's email,
+    #: through the Cloud Ops API of the ``[cloud]`` section). With both, either may grant.
+    #: With "temporal-cloud", ``jwks_url``, ``jwt_issuer`` and ``jwt_audience`` default to
+    #: Temporal Cloud's own.
+    role_sources: Annotated[Strings, checked_by(_role_sources)] = ("claim",)
+    cloud_email_claim: NonEmpty = CLOUD_EMAIL_CLAIM
+    #: How long a user's Cloud role is reused before it is looked up again.
+    cloud_role_cache_seconds: Positive = 60.0
+    #: The same for "no such user in the account" (shorter: a new user is not locked out
+    #: for long, and a flood of unknown users still costs one lookup each per period).
+    cloud_unknown_user_cache_seconds: Positive = 10.0
     #: Refetch the JWKS for an unknown ``kid`` at most this often.
     jwks_min_refresh_seconds: Positive = 30.0
     jwks_cache_seconds: Positive = 600.0
@@ -169,14 +200,38 @@ class CodecServerSettings:
         need a JWKS URL it never uses.
         """
         if self.auth == "jwt":
-            if not self.jwks_url and not self.jwt_public_key:
+            if not self.token_jwks_url and not self.jwt_public_key:
                 raise ConfigError("codec_server.jwks_url",
                                   "set jwks_url or jwt_public_key (or auth = \"none\" for "
                                   "local development only)")
-            if not self.jwt_issuer:
+            if not self.token_issuer:
                 raise ConfigError("codec_server.jwt_issuer", "required when auth = \"jwt\"")
-            if not self.jwt_audience:
+            if not self.token_audience:
                 raise ConfigError("codec_server.jwt_audience", "required when auth = \"jwt\"")
+
+    @property
+    def cloud_roles(self) -> bool:
+        """Roles are looked up in Temporal Cloud (``"temporal-cloud"`` in ``role_sources``)."""
+        return "temporal-cloud" in self.role_sources
+
+    @property
+    def claim_roles(self) -> bool:
+        return "claim" in self.role_sources
+
+    @property
+    def token_jwks_url(self) -> str | None:
+        """``jwks_url``, else Temporal Cloud's with Cloud roles and no static key."""
+        if self.jwks_url or not self.cloud_roles or self.jwt_public_key is not None:
+            return self.jwks_url
+        return CLOUD_JWKS_URL
+
+    @property
+    def token_issuer(self) -> str | None:
+        return self.jwt_issuer or (CLOUD_ISSUER if self.cloud_roles else None)
+
+    @property
+    def token_audience(self) -> tuple[str, ...]:
+        return self.jwt_audience or ((CLOUD_AUDIENCE,) if self.cloud_roles else ())
 
     @property
     def scheme(self) -> str:

@@ -315,3 +315,22 @@ async def test_a_hanging_jwks_endpoint_is_given_up_on() -> None:
         assert cache.fetches == 0
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(("sources", "value", "email", "granted"), [
+    (("temporal-cloud",), "ns-read@example.com", "ns-read@example.com", False),
+    (("temporal-cloud",), "   ", None, False),  # blank: no user named
+    (("temporal-cloud",), 42, None, False),
+    (("claim",), "ns-read@example.com", None, True),  # not read without the Cloud source
+    (("claim", "temporal-cloud"), "ns-read@example.com", "ns-read@example.com", True),
+])
+async def test_the_role_sources_decide_what_the_identity_carries(
+        jwks_server: JwksServer, signing_key: SigningKey, sources: tuple[str, ...],
+        value: Any, email: str | None, granted: bool) -> None:
+    """The email claim is read only for the Temporal Cloud source, and only a non-blank
+    string names a user; the ``permissions`` claim grants only with the claim source."""
+    verifier = JwtVerifier(jwt_settings(jwks_server.url, role_sources=sources))
+    token = signing_key.token(READ, **{"https://saas-api.tmprl.cloud/user/email": value})
+    identity = await verifier.verify(f"Bearer {token}")
+    assert identity.email == email
+    assert identity.permissions.allows("decode", "default") is granted
