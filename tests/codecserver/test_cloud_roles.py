@@ -256,6 +256,27 @@ async def test_an_ops_api_outage_is_503_and_never_reaches_vault(
     assert DEFAULT_API_KEY not in captured_logs.getvalue()
 
 
+@pytest.mark.parametrize("fault", ["denied", "rate-limited", "wrong key"])
+async def test_every_ops_api_refusal_fails_closed(
+        ops: CloudOps, emulator: CloudOpsEmulator, jwks_server: JwksServer,
+        signing_key: SigningKey, cloud_codec: VaultTransitCodec, fault: str) -> None:
+    """keyward's key refused, not allowed to list users, or throttled: 503, not a guess."""
+    if fault == "denied":
+        emulator.denied_methods = {"GetUsers"}
+    elif fault == "rate-limited":
+        emulator.rate_limited_calls = 1000
+    else:
+        emulator.api_keys = {"a-key-keyward-does-not-hold"}
+    client = await start(cloud_settings(jwks_server.url), cloud_codec,
+                         CloudRoles(ops, ttl_seconds=60, unknown_ttl_seconds=10))
+    try:
+        response = await post(client, "decode", ORDERS,
+                              cloud_token(signing_key, "owner@example.com"))
+        assert response.status == 503, await response.text()
+    finally:
+        await client.close()
+
+
 async def test_claims_and_cloud_combined(ops: CloudOps, emulator: CloudOpsEmulator,
                                          jwks_server: JwksServer, signing_key: SigningKey,
                                          cloud_codec: VaultTransitCodec,
