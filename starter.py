@@ -28,17 +28,21 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from temporalio.client import Client
+from temporalio.common import WorkflowIDConflictPolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from keyward.cli import exit_now, run_entry_point
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
+from keyward.contracts.authorities import CaRotationInput
 from keyward.contracts.certificates import (
     RenewCertificateInput,
     RenewCertificateResult,
 )
 from keyward.contracts.ids import (
+    ca_rotation_workflow_id,
     ledger_workflow_id,
     manual_renewal_workflow_id,
     manual_rotation_workflow_id,
@@ -62,6 +66,7 @@ from keyward.vault.client import VaultSession, connect_vault
 from workflows.inspect_key import InspectTransitKey
 from workflows.key_ledger import TransitKeyLedger
 from workflows.renew_certificate import RenewCertificate
+from workflows.rotate_ca import RotateCertificateAuthority
 from workflows.rotate_key import RotateTransitKey
 
 
@@ -104,6 +109,29 @@ async def renew_cert(settings: Settings, name: str) -> RenewCertificateResult:
             id=manual_renewal_workflow_id(name, uuid.uuid4().hex[:8]),
             task_queue=settings.temporal.task_queue,
             static_summary=f"manual renewal of certificate {name}")
+
+
+async def rotate_ca(settings: Settings, name: str, *, wait: bool) -> dict[str, Any]:
+    """Start (or, with ``wait``, run to the end) the rotation of a configured CA."""
+    if name not in settings.certificate_authorities:
+        known = ", ".join(sorted(settings.certificate_authorities)) or "none"
+        raise ConfigError(f"certificate_authorities.{name}",
+                          f"not configured (configured: {known})")
+    workflow_id = ca_rotation_workflow_id(name)
+    async with connected(settings) as (client, _):
+        try:
+            handle = await client.start_workflow(
+                RotateCertificateAuthority.run, CaRotationInput(name), id=workflow_id,
+                task_queue=settings.temporal.task_queue,
+                id_conflict_policy=WorkflowIDConflictPolicy.FAIL,
+                static_summary=f"rotation of certificate authority {name}")
+        except WorkflowAlreadyStartedError:
+            raise KeywardError(f"rotate-ca failed: certificate authority {name!r} is already "
+                               f"being rotated by workflow {workflow_id}") from None
+        if not wait:
+            return {"certificate_authority": name, "workflow_id": handle.id,
+                    "run_id": handle.result_run_id, "state": "started"}
+        return asdict(await handle.result())
 
 
 def print_json(document: Any) -> None:
@@ -276,6 +304,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     renew = commands.add_parser("renew-cert", parents=[output],
                                 help="renew a configured certificate now")
     renew.add_argument("name")
+    rotate_ca_command = commands.add_parser(
+        "rotate-ca", parents=[output],
+        help="rotate a configured certificate authority (durable: runs for days)")
+    rotate_ca_command.add_argument("name")
+    rotate_ca_command.add_argument("--wait", action="store_true",
+                                   help="wait for the whole rotation, old CA retired")
     pki = commands.add_parser("pki", help="local PKI")
     pki_actions = pki.add_subparsers(dest="pki_action", required=True)
     bootstrap = pki_actions.add_parser("bootstrap", parents=[output],
@@ -319,6 +353,8 @@ async def dispatch(settings: Settings, args: argparse.Namespace) -> int:
             print_json(asdict(await rotate_key(settings, args.key)))
         case "renew-cert", _:
             print_json(asdict(await renew_cert(settings, args.name)))
+        case "rotate-ca", _:
+            print_json(await rotate_ca(settings, args.name, wait=args.wait))
         case "status", _:
             return await status(settings, args.keys, as_json=args.as_json)
         case "schedules", "apply":

@@ -7,6 +7,7 @@ from typing import Any
 
 import hvac
 
+from activities.authorities import CaRotationActivities
 from activities.certificates import CertificateActivities
 from activities.rotation_settings import RotationSettingsActivities
 from activities.temporal_history import TemporalHistoryActivities
@@ -21,10 +22,13 @@ def build_activities(*, vault: hvac.Client, settings: Settings) -> list[Callable
     history = TemporalHistoryActivities(scan_limit=settings.rotation.history_scan_limit)
     certificates = CertificateActivities(settings, issuer_factory(vault))
     rotation = RotationSettingsActivities(settings)
+    authorities = CaRotationActivities(settings)
     return [transit.read_transit_key, transit.rotate_transit_key, transit.set_decryption_floor,
             history.describe_history_window, history.rewrap_schedule_inputs,
             certificates.inspect, certificates.issue_and_install, certificates.verify,
-            rotation.resolve]
+            rotation.resolve,
+            authorities.plan, authorities.stage, authorities.publish, authorities.activate,
+            authorities.verify_leaves]
 
 
 __all__ = ["build_activities"]

@@ -50,6 +50,7 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "keyward/pki/validate.py": ("tests/pki/test_validate.py",
                                 "tests/pki/test_validate_rules.py",
                                 "tests/trust_boundary/test_trust_anchor.py"),
+    "keyward/policy/ca_rotation.py": ("tests/unit/test_ca_rotation_policy.py",),
     "keyward/policy/cadence.py": ("tests/unit/test_cadence_policy.py",
                                   "tests/unit/test_cadence_rules.py"),
     "keyward/policy/retention.py": ("tests/unit/test_retention_policy.py",

@@ -13,6 +13,7 @@ from temporalio import workflow
 from workflows.inspect_key import InspectTransitKey
 from workflows.key_ledger import TransitKeyLedger
 from workflows.renew_certificate import RenewCertificate
+from workflows.rotate_ca import RotateCertificateAuthority
 from workflows.rotate_key import RotateTransitKey
 
 # Passed through, as in every workflow module: this package runs first in the sandbox, and
@@ -23,9 +24,10 @@ with workflow.unsafe.imports_passed_through():
 #: Every workflow the keyward worker hosts. A new one goes here and its contract into
 #: ``keyward.contracts.WORKFLOWS``; a test holds the two lists to each other.
 ALL_WORKFLOWS: tuple[type, ...] = (InspectTransitKey, RotateTransitKey, TransitKeyLedger,
-                                   RenewCertificate)
+                                   RenewCertificate, RotateCertificateAuthority)
 #: Their Temporal type names: the only callers keyward's activities serve.
 WORKFLOW_TYPES: tuple[str, ...] = tuple(contract.name for contract in WORKFLOWS)
 
 __all__ = ["ALL_WORKFLOWS", "WORKFLOW_TYPES", "InspectTransitKey", "RenewCertificate",
+           "RotateCertificateAuthority",
            "RotateTransitKey", "TransitKeyLedger"]

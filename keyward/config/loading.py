@@ -70,6 +70,7 @@ class _Sources(BaseSettings):
     codec_server: dict[str, Any] = Field(default_factory=dict)
     rotation: dict[str, Any] = Field(default_factory=dict)
     certificates: dict[str, Any] = Field(default_factory=dict)
+    certificate_authorities: dict[str, Any] = Field(default_factory=dict)
     devstack: dict[str, Any] = Field(default_factory=dict)
     metrics: dict[str, Any] = Field(default_factory=dict)
     logging: dict[str, Any] = Field(default_factory=dict)

@@ -12,6 +12,7 @@ import dataclasses
 from typing import ClassVar, Final
 
 from keyward.cloud.settings import CloudSettings
+from keyward.config.authorities import CertificateAuthoritySettings
 from keyward.config.certificates import CertificateSettings
 from keyward.config.codec import CodecServerSettings, CodecSettings
 from keyward.config.devstack import DevstackSettings
@@ -31,6 +32,9 @@ class Settings:
     rotation: RotationSettings = dataclasses.field(default_factory=RotationSettings)
     #: Certificates by name (TOML tables [certificates.<name>]).
     certificates: dict[str, CertificateSettings] = dataclasses.field(default_factory=dict)
+    #: CAs keyward rotates, by name (TOML tables [certificate_authorities.<name>]).
+    certificate_authorities: dict[str, CertificateAuthoritySettings] = dataclasses.field(
+        default_factory=dict)
     devstack: DevstackSettings = dataclasses.field(default_factory=DevstackSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
@@ -56,5 +60,6 @@ class Settings:
 
 
 SECTIONS: Final = tuple(field.name for field in dataclasses.fields(Settings)
-                        if field.name not in ("certificates", "source"))
-Settings.settings_names = (*SECTIONS, "certificates")
+                        if field.name not in ("certificates", "certificate_authorities",
+                                              "source"))
+Settings.settings_names = (*SECTIONS, "certificates", "certificate_authorities")

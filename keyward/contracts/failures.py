@@ -110,6 +110,18 @@ INVALID_REQUEST: Final = "InvalidRequest"
 UNKNOWN_CERTIFICATE: Final = "UnknownCertificate"
 """The input names a certificate the worker's settings do not configure. Not retried."""
 
+UNKNOWN_CERTIFICATE_AUTHORITY: Final = "UnknownCertificateAuthority"
+"""The input names a CA the worker's settings do not list under certificate_authorities. Not
+retried."""
+
+CA_ROTATION_REFUSED: Final = "CaRotationRefused"
+"""A CA rotation step cannot be done now: the successor is not in every bundle yet, the old
+CA may not retire yet (its time has not come, or a leaf still chains to it), or the CA
+files are unreadable. Retried where waiting can help; trust is never withdrawn early."""
+
+CA_ROTATION_IN_PROGRESS: Final = "CaRotationInProgress"
+"""Another workflow run is rotating this CA (the message names it). Not retried."""
+
 ISSUER_ERROR: Final = "IssuerError"
 """The issuer (local CA, Vault PKI, cert-manager, Key Vault) could not issue. Retried when the
 issuer says trying again may help (unreachable, 429/5xx, still pending), else not."""

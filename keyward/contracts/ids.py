@@ -43,5 +43,10 @@ def manual_renewal_workflow_id(name: str, nonce: str) -> str:
     return f"{PREFIX}/renew/{name}/manual-{nonce}"
 
 
+def ca_rotation_workflow_id(name: str) -> str:
+    """One id per CA: a second start while a rotation runs is refused by Temporal itself."""
+    return f"{PREFIX}/ca-rotation/{name}"
+
+
 def is_keyward_schedule(schedule_id: str) -> bool:
     return schedule_id.startswith((f"{PREFIX}/rotate/", f"{PREFIX}/renew/"))
