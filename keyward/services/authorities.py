@@ -19,7 +19,6 @@ Synchronous (files and keys); activities run it on the worker's thread pool.
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -45,6 +44,8 @@ from keyward.pki.ca import CertificateAuthority, CertificateAuthorityError
 from keyward.pki.install import atomic_write
 from keyward.policy.ca_rotation import may_retire, retire_after
 from keyward.stores.factory import store_for
+from keyward.trust.base import TrustPoint, edited, fingerprint
+from keyward.trust.files import FileTrustPoint
 
 _NEXT_CERT, _NEXT_KEY = "next.crt", "next.key"
 _PREVIOUS = "previous.crt"
@@ -68,11 +69,6 @@ class Owner:
 
     def __str__(self) -> str:
         return f"{self.workflow_id} (run {self.run_id})"
-
-
-def fingerprint(certificate: x509.Certificate) -> str:
-    """SHA-256 of the DER, lower-case hex: how CAs are named in results and archives."""
-    return hashlib.sha256(certificate.public_bytes(serialization.Encoding.DER)).hexdigest()
 
 
 def summary_of(certificate: x509.Certificate) -> CaSummary:
@@ -150,37 +146,38 @@ class CaRotations:
 
     def publish(self, name: str, phase: BundlePhase, *,
                 now: datetime | None = None) -> BundlePublished:
-        """Write the CA bundle to every trust point.
+        """Edit every trust point's bundle; certificates the rotation did not put there stay.
 
-        ``overlap``: the active CA and the other CA of the rotation (the staged successor
-        before the switch, the replaced one after it). ``final``: the active CA alone,
-        refused (retryably: trust stays as it is) unless the switch happened, the retire
-        time has passed and every leaf chains to the active CA; then the replaced CA's
-        certificate leaves the state (its archive stays).
+        ``overlap``: add the active CA and the other CA of the rotation (the staged
+        successor before the switch, the replaced one after it). ``final``: take the
+        replaced CA out, refused (retryably: trust stays as it is) unless the switch
+        happened, the retire time has passed and every leaf chains to the active CA; then
+        the replaced CA's certificate leaves the state (its archive stays).
         """
         ca = self.settings_of(name)
         state = _State(ca)
         active = _active(ca).certificate
         if phase == "final":
             self._check_may_retire(name, ca, state, now or datetime.now(UTC))
-            bundle = [active]
+            retired = state.previous()
+            add, remove = [active], [retired] if retired is not None else []
         else:
             other = state.staged_certificate() or state.previous()
-            bundle = [active] + ([other] if other is not None else [])
+            add, remove = [active] + ([other] if other is not None else []), []
         changed = 0
-        points = []
-        data = b"".join(_pem(cert) for cert in bundle)
-        for path in ca.trust_bundles:
-            current = path.read_bytes() if path.exists() else None
-            if current != data:
-                atomic_write(path, data, mode=0o644)
+        points = trust_points(ca)
+        for point in points:
+            held = point.read()
+            wanted = edited(held, add=add, remove=remove)
+            if [fingerprint(c) for c in wanted] != [fingerprint(c) for c in held]:
+                point.write(wanted)
                 changed += 1
-            points.append(str(path))
         if phase == "final":
             state.path(_PREVIOUS).unlink(missing_ok=True)
             state.clear_owner()
-        return BundlePublished(fingerprints=tuple(fingerprint(c) for c in bundle),
-                               trust_points=tuple(points), changed=changed)
+        return BundlePublished(fingerprints=tuple(fingerprint(c) for c in add),
+                               trust_points=tuple(point.where for point in points),
+                               changed=changed)
 
     def activate(self, name: str, *, now: datetime | None = None) -> CaSummary:
         """Switch issuance to the staged successor: archive the active CA, install the
@@ -192,8 +189,9 @@ class CaRotations:
             if state.switched_at() is not None:
                 return summary_of(_active(ca).certificate)  # done by an earlier attempt
             raise CaRotationError(f"certificate authority {name!r}: no successor is staged")
-        missing = [str(path) for path in ca.trust_bundles
-                   if not _bundle_holds(path, staged.certificate)]
+        successor = fingerprint(staged.certificate)
+        missing = [point.where for point in trust_points(ca)
+                   if successor not in {fingerprint(c) for c in point.read()}]
         if missing:
             raise CaRotationError(
                 f"certificate authority {name!r}: the successor is not yet in "
@@ -300,6 +298,11 @@ class _State:
             os.chmod(directory, 0o700)
 
 
+def trust_points(ca: CertificateAuthoritySettings) -> list[TrustPoint]:
+    """Every trust point the CA's settings name."""
+    return [FileTrustPoint(path) for path in ca.trust_bundles]
+
+
 def _active(ca: CertificateAuthoritySettings) -> CertificateAuthority:
     try:
         return CertificateAuthority.load(ca.ca_cert, ca.ca_key)
@@ -324,14 +327,6 @@ def _check_leaf(name: str, cert: CertificateSettings,
                          f"issued by {leaf.issuer.rfc4514_string()}, not the active CA "
                          f"({type(exc).__name__})")
     return LeafCheck(name, serial, True, "chains to the active CA")
-
-
-def _bundle_holds(path: Path, certificate: x509.Certificate) -> bool:
-    try:
-        held = x509.load_pem_x509_certificates(path.read_bytes())
-    except (OSError, ValueError):
-        return False
-    return any(fingerprint(cert) == fingerprint(certificate) for cert in held)
 
 
 def _common_name(certificate: x509.Certificate) -> str:

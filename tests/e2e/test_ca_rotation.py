@@ -39,6 +39,7 @@ from workflows.renew_certificate import RenewCertificate
 from workflows.rotate_ca import RotateCertificateAuthority
 
 LEAVES = ("worker", "frontend")
+UNRELATED = CertificateAuthority.bootstrap("some other team's CA", lifetime=timedelta(days=30))
 #: Leaves live 10.8 s, the grace is 1.8 s: the old CA may retire 12.6 s after the switch.
 LIFETIME_HOURS = 0.003
 GRACE_HOURS = 0.0005
@@ -99,6 +100,8 @@ def layout(tmp_path: Path, task_queue: str) -> Layout:
     for path in authority.trust_bundles:  # today's trust: the one CA
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_bytes(ca.ca_pem)
+    # The worker's bundle also trusts a CA the rotation has nothing to do with.
+    authority.trust_bundles[1].write_bytes(ca.ca_pem + UNRELATED.ca_pem)
     return Layout(tmp_path, settings)
 
 
@@ -187,6 +190,9 @@ async def test_a_rotation_never_leaves_a_live_leaf_untrusted(temporal_client: Cl
     assert states[0] == {old}
     assert {old, new} in states
     assert states[-1] == {new}
+    other_team = fingerprint(UNRELATED.certificate)
+    assert all(other_team in bundles[1] for bundles in seen)  # never touched
+    assert seen[-1][1] == {new, other_team}
     # The old CA's key is archived, never deleted; the staging is gone.
     archive = layout.ca.state_directory / "archive"
     assert (archive / f"{old}.key").stat().st_mode & 0o077 == 0
@@ -242,7 +248,8 @@ async def test_withdrawing_trust_early_is_refused_whatever_the_caller(layout: La
     rotations = CaRotations(layout.settings)
     from keyward.services.authorities import Owner  # noqa: PLC0415
 
-    rotations.stage("local", Owner("test", "run"))
+    old = fingerprint(x509.load_pem_x509_certificate(layout.ca.ca_cert.read_bytes()))
+    new = rotations.stage("local", Owner("test", "run")).fingerprint
     rotations.publish("local", "overlap")
     environment = ActivityEnvironment()
     activities = CaRotationActivities(layout.settings)
@@ -261,8 +268,8 @@ async def test_withdrawing_trust_early_is_refused_whatever_the_caller(layout: La
         await environment.run(activities.publish, BundleRequest("local", "final"))
     assert "not before" in str(too_early.value)
     assert not too_early.value.non_retryable  # retried: trust stays until then
-    assert all(len(bundle) == 2 for bundle in layout.bundles())
+    assert all({old, new} <= bundle for bundle in layout.bundles())
     later = datetime.now(UTC) + timedelta(hours=1)
     with pytest.raises(Exception, match="do not chain to the new CA"):
         rotations.publish("local", "final", now=later)  # the leaves are still old-CA ones
-    assert all(len(bundle) == 2 for bundle in layout.bundles())
+    assert all({old, new} <= bundle for bundle in layout.bundles())
