@@ -52,6 +52,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
                                 "tests/trust_boundary/test_trust_anchor.py"),
     "keyward/policy/cadence.py": ("tests/unit/test_cadence_policy.py",
                                   "tests/unit/test_cadence_rules.py"),
+    "keyward/policy/backstop.py": ("tests/unit/test_backstop_policy.py",
+                                   "tests/unit/test_backstop_rules.py"),
     "keyward/policy/retention.py": ("tests/unit/test_retention_policy.py",
                                     "tests/unit/test_retention_rules.py"),
     "keyward/policy/renewal.py": ("tests/unit/test_renewal_policy.py",
