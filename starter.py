@@ -1,6 +1,7 @@
 """keyward's operator CLI: runs keyward workflows and manages their Schedules through Temporal.
 
-    python starter.py schedules apply [--prune]   # one rotation Schedule per configured key
+    python starter.py schedules apply [--prune]   # one rotation Schedule per configured key,
+                                                  # and Vault's backstop auto_rotate_period
     python starter.py schedules list
     python starter.py rotate-key KEY              # rotate now (same workflow as the schedule)
     python starter.py status                      # versions, next rotation, budget used
@@ -57,6 +58,7 @@ from keyward.log import configure_logging
 from keyward.pki.bootstrap import bootstrap_local_pki, describe, issue_local_pair
 from keyward.pki.types import CertificateSpec
 from keyward.policy.cadence import format_interval
+from keyward.rotation.backstops import BackstopChange, reconcile_backstops
 from keyward.rotation.inputs import rotate_input
 from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
 from keyward.services.certificates import Certificates
@@ -185,16 +187,35 @@ def certificate_rows(settings: Settings) -> list[tuple[str, ...]]:
 
 
 async def schedules_apply(settings: Settings, *, prune: bool, as_json: bool = False) -> int:
+    """Apply the schedules, then reconcile each key's Vault backstop; exit 1 when a
+    backstop could not be read or set (everything else has still been applied)."""
     if not settings.rotation.keys:
         print("no keys under [rotation] keys: nothing to schedule", file=sys.stderr)
-    async with connected(settings) as (client, _):
+    async with connected(settings) as (client, vault):
         changes = await apply_schedules(client, settings, prune=prune)
+        backstops = await asyncio.to_thread(reconcile_backstops, TransitKeys(vault.client),
+                                            settings)
+    failed = [b for b in backstops if b.change == "failed"]
     if as_json:
-        print_json([asdict(change) for change in changes])
-        return 0
-    for change in changes:
-        print(f"{change.change:<10} {change.schedule_id}  {change.detail}")
+        print_json({"schedules": [asdict(change) for change in changes],
+                    "backstops": [asdict(backstop) for backstop in backstops]})
+    else:
+        for change in changes:
+            print(f"{change.change:<10} {change.schedule_id}  {change.detail}")
+        for backstop in backstops:
+            print_backstop(backstop)
+    if failed:
+        print(f"keyward: schedules apply: the Vault backstop of "
+              f"{', '.join(f'{b.mount}/{b.key}' for b in failed)} failed", file=sys.stderr)
+        return 1
     return 0
+
+
+def print_backstop(backstop: BackstopChange) -> None:
+    name = f"{backstop.mount}/{backstop.key}"
+    print(f"{'backstop':<10} {name}  {backstop.change}: {backstop.detail}")
+    for warning in backstop.warnings:
+        print(f"{'warning':<10} {name}  {warning}")
 
 
 async def schedules_list(settings: Settings, *, as_json: bool = False) -> int:
@@ -337,7 +358,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     schedules = commands.add_parser("schedules", help="rotation Schedules")
     actions = schedules.add_subparsers(dest="action", required=True)
     apply = actions.add_parser("apply", parents=[output],
-                               help="create or update one Schedule per configured key")
+                               help="create or update one Schedule per configured key and "
+                                    "reconcile its Vault backstop (rotation.vault_backstop)")
     apply.add_argument("--prune", action="store_true",
                        help="also delete schedules of keys no longer configured")
     actions.add_parser("list", parents=[output], help="list keyward's rotation Schedules")

@@ -53,6 +53,8 @@ MODULE_TESTS: dict[str, tuple[str, ...]] = {
     "keyward/policy/ca_rotation.py": ("tests/unit/test_ca_rotation_policy.py",),
     "keyward/policy/cadence.py": ("tests/unit/test_cadence_policy.py",
                                   "tests/unit/test_cadence_rules.py"),
+    "keyward/policy/backstop.py": ("tests/unit/test_backstop_policy.py",
+                                   "tests/unit/test_backstop_rules.py"),
     "keyward/policy/retention.py": ("tests/unit/test_retention_policy.py",
                                     "tests/unit/test_retention_rules.py"),
     "keyward/policy/renewal.py": ("tests/unit/test_renewal_policy.py",

@@ -25,12 +25,22 @@ from keyward.config.values import (
     table,
 )
 from keyward.config_errors import problem
+from keyward.policy.backstop import BackstopMode, check_backstop_factor
+from keyward.policy.cadence import CadenceError
 
 
 def _encryption_rate(rate: float) -> float:
     if not rate > 0:
         raise problem("expected encryptions per day must be greater than 0")
     return rate
+
+
+def _backstop_factor(factor: float) -> float:
+    try:
+        return check_backstop_factor(factor)
+    except CadenceError:
+        raise problem(f"must be a finite number greater than 1.5: keyward's own schedule "
+                      f"lets a version reach 1.5 intervals (got {factor!r})") from None
 
 
 @settings_class("rotation")
@@ -53,6 +63,14 @@ class RotationSettings:
     #: Also trim key versions below the floor from Vault (irreversible): off unless asked.
     trim_archived_versions: Flag = False
     catchup_window_minutes: Positive = 60.0
+    #: What ``schedules apply`` does with each key's Vault ``auto_rotate_period``, the
+    #: backstop that rotates a key while keyward cannot: ``reconcile`` sets it to
+    #: ``vault_backstop_factor`` x the key's interval; ``keep-existing`` sets it only where
+    #: no period is set; ``off`` leaves Vault alone. Every mode reports a period short
+    #: enough that Vault and keyward both rotate the key.
+    vault_backstop: BackstopMode = "reconcile"
+    #: The backstop is this many times the key's rotation interval.
+    vault_backstop_factor: Annotated[Number, AfterValidator(_backstop_factor)] = 2.0
     #: Before raising the floor, keyward reads the start event of every execution still
     #: present (retries and cron runs carry their first input). Past this many executions
     #: in one namespace it stops reading and keeps the floor where it is.

@@ -1,5 +1,5 @@
-"""Reading and changing Vault Transit keys: the operations behind the Transit-key activities
-and ``starter.py status``.
+"""Reading and changing Vault Transit keys: the operations behind the Transit-key activities,
+``starter.py status`` and the backstop ``starter.py schedules apply`` sets.
 
 Synchronous, as hvac is: callers on an event loop run them in a thread. Every failure is a
 :class:`~keyward.errors.KeywardError` (a :class:`~keyward.vault.errors.VaultError`, an
@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 from collections.abc import Callable
+from datetime import timedelta
 
 import hvac
 
@@ -20,6 +21,7 @@ from keyward.contracts.transit import TransitKeyInfo
 from keyward.errors import KeywardError
 from keyward.log import get_logger
 from keyward.metrics import KEY_LATEST_VERSION_CREATED
+from keyward.policy.cadence import VAULT_MIN_ROTATION
 from keyward.vault.errors import vault_errors
 from keyward.vault.names import check_key_name, check_mount
 
@@ -85,6 +87,28 @@ class TransitKeys:
             self._call(f"trim {mount}/{key}", lambda: self._trim(key, mount, floor))
         return self.read(key, mount)
 
+    def set_auto_rotate_period(self, key: str, mount: str,
+                               period: timedelta) -> TransitKeyInfo:
+        """Set the key's ``auto_rotate_period`` (Vault then rotates the key by itself once its
+        latest version is older; ``0`` switches that off) and check Vault kept it.
+
+        Only ``schedules apply`` calls this, with a period from the operator's settings: no
+        workflow or activity input carries one.
+        """
+        _check_names(key, mount)  # the write comes before any read
+        seconds = _period_seconds(period)
+        self._call(f"set auto_rotate_period of {mount}/{key}",
+                   lambda: self._vault.secrets.transit.update_key_configuration(
+                       name=key, mount_point=mount, auto_rotate_period=f"{seconds}s"))
+        after = self.read(key, mount)
+        if after.auto_rotate_period_seconds != seconds:
+            # Vault before 1.10 ignores the parameter it does not know.
+            raise KeywardError(f"Vault reports auto_rotate_period "
+                               f"{after.auto_rotate_period_seconds} s for {mount}/{key} after "
+                               f"keyward set {seconds} s: does this Vault (1.10 or later) "
+                               f"support automatic rotation?")
+        return after
+
     def _trim(self, key: str, mount: str, floor: int) -> None:
         # Vault's trim needs min_encryption_version set too; the latest version keeps it valid.
         current = self.read(key, mount)
@@ -104,6 +128,16 @@ def _check_names(key: str, mount: str) -> None:
     hvac puts them into a URL (hvac quotes neither ``/`` nor ``..``)."""
     check_key_name(key)
     check_mount(mount)
+
+
+def _period_seconds(period: timedelta) -> int:
+    """Whole seconds, ``0`` or at least Vault's minimum: what Vault accepts, checked before
+    the request so a bad period is one clear line rather than Vault's 400."""
+    seconds, rest = divmod(period, timedelta(seconds=1))
+    if rest or seconds < 0 or 0 < seconds < VAULT_MIN_ROTATION.total_seconds():
+        raise KeywardError(f"auto_rotate_period must be 0 (off) or whole seconds of at least "
+                           f"an hour, got {period}")
+    return int(seconds)
 
 
 def _unix(value: object) -> int:

@@ -25,6 +25,10 @@ SCHEDULE = "keyward/rotate/transit/default"
 #: 40M/day at the default safety factor 0.5: the budget lasts 53 days, so 30 days.
 CADENCE = "40,000,000/day → NIST bound 107 days → budget 53 days at safety factor 0.5 → " \
           "rotate every 30 days"
+KEY = "transit/default"
+#: Twice the interval: Vault rotates the key by itself only when keyward could not.
+BACKSTOP = "Vault rotates the key after 60 days if keyward has not (2 x keyward's interval " \
+           "of 30 days)"
 
 
 @pytest.fixture(scope="module")
@@ -41,8 +45,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DevWorker]:
         worker.shut_down()
 
 
-def starter(stack: DevWorker, *args: str, keys: str = RATE) -> subprocess.CompletedProcess[str]:
-    env = stack.client_env | {"KEYWARD_ROTATION__KEYS": keys}
+def starter(stack: DevWorker, *args: str, keys: str = RATE,
+            **env_vars: str) -> subprocess.CompletedProcess[str]:
+    env = stack.client_env | {"KEYWARD_ROTATION__KEYS": keys} | env_vars
     return subprocess.run([sys.executable, "starter.py", *args], cwd=ROOT, env=env,
                           capture_output=True, text=True, timeout=60, check=False)
 
@@ -53,12 +58,42 @@ def ok(result: subprocess.CompletedProcess[str]) -> str:
 
 
 def changes(stdout: str) -> dict[str, tuple[str, str]]:
-    """`schedules apply` output as {schedule id: (change, detail)}."""
+    """`schedules apply`'s schedule lines as {schedule id: (change, detail)}."""
     found: dict[str, tuple[str, str]] = {}
     for line in stdout.splitlines():
         change, schedule_id, detail = line.split(maxsplit=2)
-        found[schedule_id] = (change, detail)
+        if change not in ("backstop", "warning"):
+            found[schedule_id] = (change, detail)
     return found
+
+
+def backstops(stdout: str) -> dict[str, tuple[str, str]]:
+    """`schedules apply`'s Vault backstop lines as {mount/key: (change, detail)}."""
+    found: dict[str, tuple[str, str]] = {}
+    for line in stdout.splitlines():
+        kind, key, detail = line.split(maxsplit=2)
+        if kind == "backstop":
+            change, _, detail = detail.partition(": ")
+            found[key] = (change, detail)
+    return found
+
+
+def warnings(stdout: str) -> list[tuple[str, str]]:
+    return [(key, detail) for kind, key, detail in
+            (line.split(maxsplit=2) for line in stdout.splitlines()) if kind == "warning"]
+
+
+def vault(stack: DevWorker) -> hvac.Client:
+    env = stack.client_env
+    return hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], timeout=10)
+
+
+def auto_rotate_period(stack: DevWorker) -> int:
+    client = vault(stack)
+    try:
+        return int(client.secrets.transit.read_key(name="default")["data"]["auto_rotate_period"])
+    finally:
+        client.adapter.close()
 
 
 def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
@@ -67,8 +102,7 @@ def error_lines(result: subprocess.CompletedProcess[str]) -> list[str]:
 
 
 def latest_version(stack: DevWorker) -> int:
-    env = stack.client_env
-    client = hvac.Client(url=env["VAULT_ADDR"], token=env["VAULT_TOKEN"], timeout=10)
+    client = vault(stack)
     try:
         return int(client.secrets.transit.read_key(name="default")["data"]["latest_version"])
     finally:
@@ -76,14 +110,19 @@ def latest_version(stack: DevWorker) -> int:
 
 
 def test_schedules_apply_creates_once_then_changes_nothing(stack: DevWorker) -> None:
-    """The first apply creates the key's schedule; applying again reports it unchanged."""
+    """The first apply creates the key's schedule and sets Vault's backstop period;
+    applying again reports both unchanged."""
     stack.temporal("schedule", "delete", "--schedule-id", SCHEDULE)  # absent on a fresh stack
 
-    first = changes(ok(starter(stack, "schedules", "apply")))
-    assert first == {SCHEDULE: ("created", CADENCE)}
+    first = ok(starter(stack, "schedules", "apply"))
+    assert changes(first) == {SCHEDULE: ("created", CADENCE)}
+    assert backstops(first) == {KEY: ("set", f"auto_rotate_period off → 60 days: {BACKSTOP}")}
+    assert auto_rotate_period(stack) == 60 * 86_400
 
-    second = changes(ok(starter(stack, "schedules", "apply")))
-    assert second == {SCHEDULE: ("unchanged", "every 30 days")}
+    second = ok(starter(stack, "schedules", "apply"))
+    assert changes(second) == {SCHEDULE: ("unchanged", "every 30 days")}
+    assert backstops(second) == {KEY: ("unchanged", "auto_rotate_period 60 days (the backstop)")}
+    assert warnings(second) == []
 
 
 def test_changed_rate_recreates_the_schedule_with_the_new_cadence(stack: DevWorker) -> None:
@@ -97,16 +136,21 @@ def test_changed_rate_recreates_the_schedule_with_the_new_cadence(stack: DevWork
         assert detail.endswith("rotate every 12 hours")
         listed = ok(starter(stack, "schedules", "list", keys="default=4000000000"))
         assert f"{SCHEDULE}  every 12 hours" in listed
+        assert auto_rotate_period(stack) == 86_400  # the backstop follows: 2 x 12 hours
     finally:
-        restored = changes(ok(starter(stack, "schedules", "apply")))
-    assert restored[SCHEDULE] == ("recreated", f"cadence changed: {CADENCE}")
+        restored = ok(starter(stack, "schedules", "apply"))
+    assert changes(restored)[SCHEDULE] == ("recreated", f"cadence changed: {CADENCE}")
+    assert backstops(restored)[KEY] == ("set", f"auto_rotate_period 1 day → 60 days: {BACKSTOP}")
 
 
 def test_removed_key_is_stale_until_pruned(stack: DevWorker) -> None:
     """A key dropped from the settings leaves a stale schedule; --prune deletes it."""
     extra = "keyward/rotate/transit/extra"
-    added = changes(ok(starter(stack, "schedules", "apply", keys=f"{RATE},extra=1000")))
+    added_out = ok(starter(stack, "schedules", "apply", keys=f"{RATE},extra=1000"))
+    added = changes(added_out)
     assert added[extra][0] == "created"
+    # Vault has no key "extra" (its first encryption would create it): said, not an error.
+    assert backstops(added_out)["transit/extra"][0] == "missing"
 
     removed = changes(ok(starter(stack, "schedules", "apply")))
     assert removed[extra] == ("stale", "key no longer configured; --prune deletes it")
@@ -203,12 +247,44 @@ def test_status_of_unknown_key_is_one_clear_line(stack: DevWorker) -> None:
     assert "transit/no-such-key" in line
 
 
+def test_a_period_vault_and_keyward_both_rotate_on_is_a_warning(stack: DevWorker) -> None:
+    """An operator's 1-hour auto_rotate_period on a key keyward rotates every 30 days: apply
+    warns that both rotate it and sets the backstop; with rotation.vault_backstop = off it
+    only warns, and Vault keeps the operator's period."""
+    ok(starter(stack, "schedules", "apply"))
+    client = vault(stack)
+    try:
+        client.secrets.transit.update_key_configuration(name="default", auto_rotate_period="1h")
+        left = ok(starter(stack, "schedules", "apply", KEYWARD_ROTATION__VAULT_BACKSTOP="off"))
+        assert backstops(left) == {KEY: ("off", "auto_rotate_period 1 hour: left alone "
+                                                "(rotation.vault_backstop = off)")}
+        both = ("Vault rotates this key by itself every 1 hour, and keyward every 30 days: "
+                "both rotate it, on different cadences")
+        assert warnings(left) == [(KEY, both)]
+        assert auto_rotate_period(stack) == 3600
+
+        fixed = ok(starter(stack, "schedules", "apply"))
+        assert backstops(fixed) == {KEY: ("set", f"auto_rotate_period 1 hour → 60 days: "
+                                                 f"{BACKSTOP}")}
+        assert warnings(fixed) == [(KEY, f"{both}; now set to the backstop")]
+        assert auto_rotate_period(stack) == 60 * 86_400
+    finally:
+        client.adapter.close()
+
+
 def test_every_operator_command_can_print_json(stack: DevWorker) -> None:
     """`--json` makes `schedules apply`, `schedules list` and `status` print one JSON
     document with the same facts as their tables (for scripts and dashboards)."""
-    changes = json.loads(ok(starter(stack, "schedules", "apply", "--json")))
+    applied = json.loads(ok(starter(stack, "schedules", "apply", "--json")))
+    assert set(applied) == {"schedules", "backstops"}
+    changes = applied["schedules"]
     assert {change["schedule_id"] for change in changes} >= {SCHEDULE}
     assert all(set(change) == {"schedule_id", "key", "change", "detail"} for change in changes)
+    assert applied["backstops"] == [{
+        "key": "default", "mount": "transit", "change": "unchanged",
+        "old_period_seconds": 60 * 86_400, "new_period_seconds": 60 * 86_400,
+        "backstop_seconds": 60 * 86_400, "interval_seconds": 30 * 86_400,
+        "detail": "auto_rotate_period 60 days (the backstop)", "warnings": []}]
     listed = json.loads(ok(starter(stack, "schedules", "list", "--json")))
     (mine,) = [info for info in listed if info["schedule_id"] == SCHEDULE]
     assert mine["interval_seconds"] == 30 * 86_400

@@ -260,6 +260,14 @@ def test_bad_values_name_the_setting(tmp_path: Path, text: str, env: dict[str, s
     ('[codec]\nkeys = { "ns" = "" }\n', {}, "codec.keys.ns: must name a Transit key"),
     ('[rotation]\nkeys = { "default" = -5 }\n', {},
      "rotation.keys.default: expected encryptions per day must be greater than 0"),
+    ('[rotation]\nvault_backstop = "on"\n', {},
+     "rotation.vault_backstop: must be one of 'reconcile', 'keep-existing', 'off' (got 'on')"),
+    ('[rotation]\nvault_backstop_factor = 1.5\n', {},
+     "rotation.vault_backstop_factor: must be a finite number greater than 1.5: keyward's own "
+     "schedule lets a version reach 1.5 intervals (got 1.5)"),
+    ('', {"KEYWARD_ROTATION__VAULT_BACKSTOP_FACTOR": "inf"},
+     "rotation.vault_backstop_factor: must be a finite number greater than 1.5: keyward's own "
+     "schedule lets a version reach 1.5 intervals (got inf)"),
     ('vault = 3\n', {}, "vault: must be a [vault] table in {path}"),
     ('[certificates]\nw = 3\n', {}, "certificates.w: must be a table (got 3)"),
 ])
@@ -269,6 +277,21 @@ def test_error_texts(tmp_path: Path, text: str, env: dict[str, str], message: st
     with pytest.raises(ConfigError) as caught:
         load_settings(path, env=env)
     assert str(caught.value) == "invalid setting " + message.format(path=path)
+
+
+def test_the_vault_backstop_reconciles_at_twice_the_interval_unless_told_otherwise(
+        tmp_path: Path) -> None:
+    """By default schedules apply reconciles the backstop at factor 2; the file and the
+    environment choose another mode or factor."""
+    default = load_settings(write(tmp_path, ""), env={})
+    assert (default.rotation.vault_backstop, default.rotation.vault_backstop_factor) == \
+        ("reconcile", 2.0)
+    chosen = load_settings(write(tmp_path, '[rotation]\nvault_backstop = "keep-existing"\n'),
+                           env={"KEYWARD_ROTATION__VAULT_BACKSTOP_FACTOR": "3"})
+    assert (chosen.rotation.vault_backstop, chosen.rotation.vault_backstop_factor) == \
+        ("keep-existing", 3.0)
+    off = load_settings(write(tmp_path, ""), env={"KEYWARD_ROTATION__VAULT_BACKSTOP": "off"})
+    assert off.rotation.vault_backstop == "off"
 
 
 def test_a_bad_variable_stops_the_worker_with_one_line_and_exit_2(tmp_path: Path) -> None:
