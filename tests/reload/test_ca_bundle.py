@@ -13,8 +13,6 @@ from cryptography.hazmat.primitives.serialization import Encoding
 from keyward.connect.ca_bundle import CaBundleError, check_ca_bundle
 from tests.tls_material import CertificateAuthority
 
-NOW = dt.datetime.now(dt.UTC)
-
 
 @pytest.fixture(scope="module")
 def old() -> CertificateAuthority:
@@ -26,9 +24,15 @@ def new() -> CertificateAuthority:
     return CertificateAuthority.create("new CA")
 
 
+def now() -> dt.datetime:
+    """Read at each use: the CAs above are made when their first test runs, which in a
+    full run can be minutes after this module was imported."""
+    return dt.datetime.now(dt.UTC)
+
+
 def problems(pem: bytes) -> list[str]:
     with pytest.raises(CaBundleError) as caught:
-        check_ca_bundle(pem, now=NOW)
+        check_ca_bundle(pem, now=now())
     return caught.value.problems
 
 
@@ -36,7 +40,7 @@ def test_old_and_new_with_comments_between_them_is_a_bundle(old: CertificateAuth
                                                             new: CertificateAuthority) -> None:
     """Distribution bundles put text between blocks; the certificates are what counts."""
     pem = b"# old\n" + old.cert_pem() + b"\n# new\n" + new.cert_pem()
-    bundle = check_ca_bundle(pem, now=NOW)
+    bundle = check_ca_bundle(pem, now=now())
     assert bundle.subjects == ("CN=old CA", "CN=new CA")
     assert bundle.pem == pem
 
@@ -87,18 +91,18 @@ def self_signed(*, ca: bool, not_after: dt.datetime) -> bytes:
 
 def test_a_pinned_self_signed_certificate_is_its_own_anchor() -> None:
     """OpenSSL, rustls and Go all trust a self-signed certificate listed as an anchor."""
-    pem = self_signed(ca=False, not_after=NOW + dt.timedelta(days=1))
-    assert check_ca_bundle(pem, now=NOW).subjects == ("CN=pinned",)
+    pem = self_signed(ca=False, not_after=now() + dt.timedelta(days=1))
+    assert check_ca_bundle(pem, now=now()).subjects == ("CN=pinned",)
 
 
 def test_a_bundle_with_nothing_valid_now_is_refused() -> None:
-    expired = self_signed(ca=True, not_after=NOW - dt.timedelta(days=1))
+    expired = self_signed(ca=True, not_after=now() - dt.timedelta(days=1))
     [problem] = problems(expired)
     assert problem.startswith("no certificate in the bundle is valid at")
 
 
 def test_an_expired_ca_beside_a_valid_one_is_kept(new: CertificateAuthority) -> None:
     """Removing an expired CA is the rotation's last step, not a precondition of reload."""
-    expired = self_signed(ca=True, not_after=NOW - dt.timedelta(days=1))
-    bundle = check_ca_bundle(expired + new.cert_pem(), now=NOW)
+    expired = self_signed(ca=True, not_after=now() - dt.timedelta(days=1))
+    bundle = check_ca_bundle(expired + new.cert_pem(), now=now())
     assert bundle.subjects == ("CN=pinned", "CN=new CA")
