@@ -132,7 +132,8 @@ class WorkerApp:
         worker = self._worker = build_worker(client, settings, vault, executor)
         tls = settings.temporal
         if tls.tls_cert is not None and tls.tls_key is not None:
-            # New certificate files → new client handed to the running worker; no restart.
+            # A new pair or a new server CA bundle → a new client, connected first, handed
+            # to the running worker; no restart.
             reloader = ClientCertificateReloader(
                 worker, client, ClientTLSFiles(cert=tls.tls_cert, key=tls.tls_key,
                                                ca=tls.tls_server_ca,

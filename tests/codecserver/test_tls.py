@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -10,13 +11,19 @@ from typing import Any
 
 import aiohttp
 import pytest
+from structlog.testing import capture_logs
 
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.runner import RunningCodecServer, start_codec_server
 from keyward_devstack.processes import free_port
 from tests.codecserver.conftest import open_settings
 from tests.support import assert_eventually
-from tests.tls_material import CertificateAuthority, IssuedCertificate, write_pair
+from tests.tls_material import (
+    CertificateAuthority,
+    IssuedCertificate,
+    write_atomically,
+    write_pair,
+)
 
 StartServer = Callable[..., Awaitable[RunningCodecServer]]
 
@@ -189,3 +196,119 @@ async def test_reload_keeps_requiring_client_certificates(https_server: StartSer
     assert await served_serial(server.url, member) == renewed.serial
     with pytest.raises(aiohttp.ClientError):
         await health(server.url, client_context(ca))
+
+
+# ---- the client-CA bundle reloads too ------------------------------------------------------
+
+
+async def keep_alive_health(url: str, context: ssl.SSLContext) -> AsyncIterator[int]:
+    """GET /health again and again on *one* TLS connection (HTTP/1.1 keep-alive): each
+    ``__anext__`` sends a request and yields its status."""
+    host, port = url.removeprefix("https://").rsplit(":", 1)
+    reader, writer = await asyncio.open_connection(host, int(port), ssl=context)
+    try:
+        while True:
+            writer.write(f"GET /health HTTP/1.1\r\nHost: {host}:{port}\r\n\r\n".encode())
+            status_line = await reader.readline()
+            length = 0
+            while (line := await reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+            await reader.readexactly(length)
+            yield int(status_line.split()[1])
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def test_client_ca_bundle_rotation_applies_to_new_connections(
+        https_server: StartServer, ca: CertificateAuthority, tmp_path: Path) -> None:
+    """A client certificate from a new CA is refused until the bundle holds that CA, then
+    accepted; once the old CA leaves the bundle, old-CA clients are refused on new
+    connections, while a connection opened before keeps being served."""
+    old_ca, new_ca = ca, CertificateAuthority.create("successor CA")
+    bundle = tmp_path / "client-ca.pem"
+    bundle.write_bytes(old_ca.cert_pem())
+    server = await https_server(*pair_files(tmp_path / "server", ca.issue_server()),
+                                tls_client_ca=bundle)
+    assert server.tls is not None
+    old_client = client_context(ca, old_ca.issue_client("old"), tmp_path / "old")
+    new_client = client_context(ca, new_ca.issue_client("new"), tmp_path / "new")
+    with pytest.raises(aiohttp.ClientError):
+        await health(server.url, new_client)
+    assert await health(server.url, old_client) == 200
+
+    write_atomically(bundle, old_ca.cert_pem() + new_ca.cert_pem())  # old + new
+    assert await server.tls.watcher.check_now()
+    assert await health(server.url, new_client) == 200
+    assert await health(server.url, old_client) == 200
+    established = keep_alive_health(server.url, old_client)
+    assert await anext(established) == 200
+
+    write_atomically(bundle, new_ca.cert_pem())  # the old CA retired
+    assert await server.tls.watcher.check_now()
+    with pytest.raises(aiohttp.ClientError):
+        await health(server.url, old_client)
+    assert await health(server.url, new_client) == 200
+    assert await anext(established) == 200, "an established connection was cut"
+    await established.aclose()
+    assert (server.tls.reloads, server.tls.client_ca_reloads, server.tls.failures) == (2, 2, 0)
+
+
+async def test_client_ca_bundle_change_is_found_by_polling(
+        https_server: StartServer, ca: CertificateAuthority, tmp_path: Path) -> None:
+    """The watcher polls the bundle on its own: no call needed to pick up a new CA."""
+    new_ca = CertificateAuthority.create("successor CA")
+    bundle = tmp_path / "client-ca.pem"
+    bundle.write_bytes(ca.cert_pem())
+    server = await https_server(*pair_files(tmp_path / "server", ca.issue_server()),
+                                tls_client_ca=bundle, tls_reload_seconds=0.1)
+    new_client = client_context(ca, new_ca.issue_client("new"), tmp_path / "new")
+    write_atomically(bundle, ca.cert_pem() + new_ca.cert_pem())
+
+    async def accepted() -> None:
+        try:
+            status = await health(server.url, new_client)
+        except aiohttp.ClientError as error:
+            raise AssertionError(f"still refused: {error}") from None
+        assert status == 200
+
+    await assert_eventually(accepted, within=5, interval=0.1)
+
+
+@pytest.mark.parametrize("broken", ["cut short", "a leaf certificate", "not PEM", "empty"])
+async def test_broken_client_ca_bundle_is_refused_once_and_the_old_kept(
+        https_server: StartServer, ca: CertificateAuthority, tmp_path: Path,
+        broken: str) -> None:
+    """A bundle caught halfway through being written, one holding a leaf, garbage or an
+    empty file is refused with one error line; the old bundle keeps deciding, and the
+    finished bundle is taken when it arrives."""
+    new_ca = CertificateAuthority.create("successor CA")
+    bundle = tmp_path / "client-ca.pem"
+    bundle.write_bytes(ca.cert_pem())
+    server = await https_server(*pair_files(tmp_path / "server", ca.issue_server()),
+                                tls_client_ca=bundle)
+    assert server.tls is not None
+    old_client = client_context(ca, ca.issue_client("old"), tmp_path / "old")
+    new_client = client_context(ca, new_ca.issue_client("new"), tmp_path / "new")
+    full = ca.cert_pem() + new_ca.cert_pem()
+    content = {"cut short": full[:len(ca.cert_pem()) + 300],
+               "a leaf certificate": ca.cert_pem() + new_ca.issue_client("leaf").cert_pem(),
+               "not PEM": b"this is not a certificate\n", "empty": b""}[broken]
+
+    bundle.write_bytes(content)  # in place, not atomically: what a careless writer does
+    with capture_logs() as logs:
+        assert not await server.tls.watcher.check_now()
+        assert not await server.tls.reload()  # the same bytes again: not reported again
+    [entry] = [e for e in logs if e["log_level"] == "error"]
+    assert entry["event"] == "codec server client CA bundle refused; keeping the old one"
+    assert (server.tls.reloads, server.tls.failures) == (0, 1)
+    assert await health(server.url, old_client) == 200
+    with pytest.raises(aiohttp.ClientError):
+        await health(server.url, new_client)
+
+    bundle.write_bytes(full)  # the writer finishes
+    assert await server.tls.watcher.check_now()
+    assert await health(server.url, new_client) == 200

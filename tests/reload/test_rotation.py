@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 import time
 import uuid
-from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -17,43 +16,8 @@ from temporalio.worker import Worker
 from bench.ping_workflow import PingInput, PingWorkflow
 from keyward.connect.reload import ClientCertificateReloader, tls_config
 from keyward.pki.validate import summarize
-from tests.reload.conftest import ReloadPki, ping, running_gateway
+from tests.reload.conftest import Load, ReloadPki, ping, running_gateway
 from tests.support import assert_eventually
-
-RATE_PER_SECOND = 5
-
-
-@dataclass
-class Load:
-    """Workflows started continuously by a client with its own long-lived certificate."""
-
-    client: Client
-    task_queue: str
-    completed_at: list[datetime] = field(default_factory=list)
-    failures: list[BaseException] = field(default_factory=list)
-    _running: set[asyncio.Task[None]] = field(default_factory=set)
-
-    async def _one(self, sequence: int) -> None:
-        try:
-            await ping(self.client, self.task_queue, sequence)
-        except Exception as error:  # noqa: BLE001 - every failure is what the test counts
-            self.failures.append(error)
-        else:
-            self.completed_at.append(datetime.now(UTC))
-
-    async def run(self, until: float) -> None:
-        sequence = 0
-        while time.monotonic() < until:
-            sequence += 1
-            task = asyncio.create_task(self._one(sequence))
-            self._running.add(task)
-            task.add_done_callback(self._running.discard)
-            await asyncio.sleep(1 / RATE_PER_SECOND)
-        await asyncio.wait_for(asyncio.gather(*self._running), timeout=40)
-
-    @property
-    def started(self) -> int:
-        return len(self.completed_at) + len(self.failures) + len(self._running)
 
 
 async def test_worker_survives_rotations_under_load_with_the_reloader(
