@@ -8,6 +8,11 @@
     python starter.py inspect-key KEY             # a Transit key's versions via the worker
     python starter.py renew-cert NAME             # renew a configured certificate now
     python starter.py pki bootstrap [--dir DIR]   # a local CA, server and client pair
+    python starter.py cloud namespace show NS     # a Temporal Cloud namespace's CAs and codec
+    python starter.py cloud ca list NS            # its accepted client CAs
+    python starter.py cloud ca add NS CA.pem      # accept client certificates of another CA
+    python starter.py cloud ca remove NS (--fingerprint SHA256 | CA.pem)
+    python starter.py cloud codec-server set NS URL [--pass-access-token] [--include-credentials]
 
 Every command takes ``--json``: one JSON document on stdout instead of the table (the
 workflow commands print JSON either way). Installed, the same CLI is ``keyward``.
@@ -34,6 +39,7 @@ from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
 from keyward.cli import exit_now, run_entry_point
+from keyward.cloud.ops import CloudOps
 from keyward.codec.converter import encrypting_converter
 from keyward.config import Settings, load_settings
 from keyward.connect.temporal import connect_temporal
@@ -42,6 +48,7 @@ from keyward.contracts.certificates import (
     RenewCertificateInput,
     RenewCertificateResult,
 )
+from keyward.contracts.cloud import CloudNamespaceChange, CloudNamespaceTrust
 from keyward.contracts.ids import (
     ca_rotation_workflow_id,
     ledger_workflow_id,
@@ -52,7 +59,7 @@ from keyward.contracts.ids import (
 from keyward.contracts.ledger import LedgerState
 from keyward.contracts.rotation import RotateKeyResult
 from keyward.contracts.transit import ReadKeyInput, TransitKeyInfo
-from keyward.errors import ConfigError, KeywardError
+from keyward.errors import ConfigError, KeywardError, UsageError
 from keyward.issuers.factory import build_issuer
 from keyward.log import configure_logging
 from keyward.pki.bootstrap import bootstrap_local_pki, describe, issue_local_pair
@@ -62,6 +69,7 @@ from keyward.rotation.backstops import BackstopChange, reconcile_backstops
 from keyward.rotation.inputs import rotate_input
 from keyward.rotation.schedules import apply_schedules, list_rotation_schedules
 from keyward.services.certificates import Certificates
+from keyward.services.cloud_namespaces import CloudNamespaces
 from keyward.services.transit_keys import TransitKeys
 from keyward.stores.factory import store_for
 from keyward.vault.client import VaultSession, connect_vault
@@ -309,6 +317,90 @@ def _print_table(headers: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
         print("  ".join(str(cell).ljust(width) for cell, width in zip(row, widths, strict=True)))
 
 
+# -- Temporal Cloud namespaces (the Cloud Ops API, with cloud.api_key_file) -------------------
+
+
+def _read_pem(path: Path) -> str:
+    try:
+        return path.read_bytes().decode("ascii", errors="replace")
+    except OSError as exc:
+        raise UsageError(f"cannot read {path}: {exc.strerror or exc}") from None
+
+
+async def cloud_run(namespaces: CloudNamespaces, args: argparse.Namespace
+                    ) -> CloudNamespaceTrust | CloudNamespaceChange:
+    """The service call the ``cloud`` command in ``args`` names."""
+    namespace = args.namespace
+    match args.cloud_area, args.cloud_action:
+        case ("namespace", "show") | ("ca", "list"):
+            return await namespaces.read(namespace)
+        case "ca", "add":
+            return await namespaces.add_client_ca(namespace, _read_pem(args.pem_file),
+                                                  source=f"the CA file {args.pem_file}")
+        case "ca", "remove" if args.fingerprint is not None:
+            return await namespaces.remove_client_cas(namespace, [args.fingerprint])
+        case "ca", "remove":
+            return await namespaces.remove_client_ca_pem(namespace, _read_pem(args.pem_file),
+                                                         source=f"the PEM file {args.pem_file}")
+        case "codec-server", "set":
+            return await namespaces.set_codec_server(
+                namespace, args.url, pass_access_token=args.pass_access_token,
+                include_cross_origin_credentials=args.include_credentials)
+        case area, action:  # pragma: no cover - argparse allows only the above
+            raise AssertionError(f"unhandled command cloud {area} {action}")
+
+
+async def cloud(settings: Settings, args: argparse.Namespace) -> int:
+    """``cloud …``: through the Cloud Ops API with the settings' API key; no Vault, no
+    Temporal. Not limited to ``cloud.namespaces`` (that list binds the activities)."""
+    command = f"cloud {args.cloud_area} {args.cloud_action} {args.namespace}"
+    ops = await CloudOps.connect(settings.cloud)  # a missing key file is exit 2, as a setting
+    try:
+        result = await cloud_run(CloudNamespaces(ops), args)
+    except (ConfigError, UsageError):
+        raise
+    except KeywardError as exc:
+        raise KeywardError(f"{command} failed: {exc}") from exc
+    if args.as_json:
+        print_json(asdict(result))
+    elif isinstance(result, CloudNamespaceChange):
+        print(result.summary if result.operation_id is None
+              else f"{result.summary} (operation {result.operation_id})")
+    elif args.cloud_area == "ca":
+        _print_cas(result)
+    else:
+        _print_namespace(result)
+    return 0
+
+
+def _print_cas(trust: CloudNamespaceTrust) -> None:
+    mtls = "on" if trust.mtls_enabled else "off"
+    print(f"{trust.namespace}: {len(trust.accepted_client_cas)} accepted client CA(s), "
+          f"mTLS {mtls}")
+    if trust.accepted_client_cas:
+        _print_table(("sha-256 fingerprint", "subject", "not after", "ca"),
+                     [(ca.fingerprint_sha256, ca.subject,
+                       ca.not_after.isoformat(timespec="minutes"),
+                       "yes" if ca.is_ca else "NO (not a CA)")
+                      for ca in trust.accepted_client_cas])
+
+
+def _print_namespace(trust: CloudNamespaceTrust) -> None:
+    codec = trust.codec_server
+    print(f"namespace         {trust.namespace}\n"
+          f"state             {trust.state}\n"
+          f"resource version  {trust.resource_version}")
+    if codec is None:
+        print("codec server      not set")
+    else:
+        print(f"codec server      {codec.endpoint}\n"
+              f"  pass access token               {'yes' if codec.pass_access_token else 'no'}\n"
+              f"  include cross-origin credentials "
+              f"{'yes' if codec.include_cross_origin_credentials else 'no'}")
+    print()
+    _print_cas(trust)
+
+
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="starter.py", description=__doc__.splitlines()[0])
     parser.add_argument("--config", type=Path, default=None,
@@ -363,7 +455,57 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     apply.add_argument("--prune", action="store_true",
                        help="also delete schedules of keys no longer configured")
     actions.add_parser("list", parents=[output], help="list keyward's rotation Schedules")
+    _cloud_parser(commands, output)
     return parser.parse_args(argv)
+
+
+def _cloud_parser(commands: Any, output: argparse.ArgumentParser) -> None:
+    cloud_cmd = commands.add_parser(
+        "cloud", help="a Temporal Cloud namespace's accepted client CAs and codec server "
+                      "(Cloud Ops API; needs cloud.api_key_file)")
+    areas = cloud_cmd.add_subparsers(dest="cloud_area", required=True)
+    ns_help = "the namespace as Cloud names it, <name>.<account-id> (e.g. orders.a1b2c)"
+
+    namespace = areas.add_parser("namespace", help="a namespace's trust and codec server")
+    namespace_actions = namespace.add_subparsers(dest="cloud_action", required=True)
+    show = namespace_actions.add_parser(
+        "show", parents=[output], help="state, accepted client CAs and codec server")
+    show.add_argument("namespace", help=ns_help)
+
+    ca = areas.add_parser("ca", help="accepted client CAs (spec.mtls_auth.accepted_client_ca)")
+    ca_actions = ca.add_subparsers(dest="cloud_action", required=True)
+    ca_list = ca_actions.add_parser("list", parents=[output],
+                                    help="the CAs with their SHA-256 fingerprints")
+    ca_list.add_argument("namespace", help=ns_help)
+    ca_add = ca_actions.add_parser(
+        "add", parents=[output],
+        help="accept client certificates issued by the CA(s) in a PEM file (a no-op for "
+             "those already accepted)")
+    ca_add.add_argument("namespace", help=ns_help)
+    ca_add.add_argument("pem_file", type=Path, metavar="pem-file",
+                        help="CA certificate(s), PEM; no leaf, no private key")
+    ca_remove = ca_actions.add_parser(
+        "remove", parents=[output],
+        help="stop accepting a CA (refused for the last one; a no-op when it is not there)")
+    ca_remove.add_argument("namespace", help=ns_help)
+    which = ca_remove.add_mutually_exclusive_group(required=True)
+    which.add_argument("pem_file", type=Path, nargs="?", metavar="pem-file",
+                       help="the certificate(s) to remove, PEM")
+    which.add_argument("--fingerprint", metavar="SHA256",
+                       help="the CA's SHA-256 fingerprint, as 'cloud ca list' prints it")
+
+    codec = areas.add_parser("codec-server", help="the Web UI's codec endpoint")
+    codec_actions = codec.add_subparsers(dest="cloud_action", required=True)
+    codec_set = codec_actions.add_parser(
+        "set", parents=[output], help="set the endpoint and its two switches (a no-op when "
+                                      "they already have these values)")
+    codec_set.add_argument("namespace", help=ns_help)
+    codec_set.add_argument("url", help="https:// URL of the codec server")
+    codec_set.add_argument("--pass-access-token", action="store_true",
+                           help="the Web UI sends the user's access token with each request")
+    codec_set.add_argument("--include-credentials", action="store_true",
+                           help="the browser sends cookies on its cross-origin requests "
+                                "(include_cross_origin_credentials)")
 
 
 async def dispatch(settings: Settings, args: argparse.Namespace) -> int:
@@ -383,6 +525,8 @@ async def dispatch(settings: Settings, args: argparse.Namespace) -> int:
             return await schedules_apply(settings, prune=args.prune, as_json=args.as_json)
         case "schedules", "list":
             return await schedules_list(settings, as_json=args.as_json)
+        case "cloud", _:
+            return await cloud(settings, args)
         case command, action:  # pragma: no cover - argparse allows only the above
             raise AssertionError(f"unhandled command {command} {action}")
     return 0

@@ -20,8 +20,9 @@ from typing import Annotated, Any, Final
 import pydantic.dataclasses
 from pydantic import AfterValidator, BeforeValidator, ConfigDict, ValidationError
 
+from keyward.cloud.names import check_codec_endpoint, check_namespace_name
 from keyward.config_errors import config_error, problem_with_value
-from keyward.errors import ConfigError
+from keyward.errors import ConfigError, KeywardError
 
 #: Temporal Cloud's Operations API endpoint.
 DEFAULT_HOST: Final = "saas-api.tmprl.cloud"
@@ -74,6 +75,32 @@ def _host(value: str) -> str:
     return value
 
 
+def _strings(value: Any) -> Any:
+    """A list of strings; from the environment, comma-separated (as keyward.config's)."""
+    items = value.split(",") if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise problem_with_value("must be a list of strings")
+    return tuple(item.strip() for item in items if item.strip())
+
+
+def _namespaces(value: tuple[str, ...]) -> tuple[str, ...]:
+    for namespace in value:
+        try:
+            check_namespace_name(namespace)
+        except KeywardError as exc:
+            raise problem_with_value(str(exc)) from None
+    return value
+
+
+def _endpoints(value: tuple[str, ...]) -> tuple[str, ...]:
+    for endpoint in value:
+        try:
+            check_codec_endpoint(endpoint)
+        except KeywardError as exc:
+            raise problem_with_value(str(exc)) from None
+    return value
+
+
 _Path = Annotated[Path | None, BeforeValidator(_blank_is_none), AfterValidator(
     lambda path: path.expanduser() if path is not None else None)]
 _Seconds = Annotated[float, BeforeValidator(_not_a_bool), AfterValidator(_positive)]
@@ -105,6 +132,18 @@ class CloudSettings:
     #: The longest pause between two polls of an async operation; Cloud's own suggested
     #: ``check_duration`` is used when it is shorter.
     operation_poll_seconds: _Seconds = 2.0
+    #: The namespaces (``<name>.<account-id>``) keyward's Cloud namespace *activities* may
+    #: read and change. Empty (the default): they refuse every namespace. Activity inputs
+    #: are untrusted (docs/trust-boundary.md §5), so which namespaces a workflow may touch is
+    #: the worker's decision; the operator's ``keyward cloud …`` commands are not limited.
+    namespaces: Annotated[tuple[str, ...], BeforeValidator(_strings),
+                          AfterValidator(_namespaces)] = ()
+    #: The codec-server endpoints (``https://`` URLs, compared exactly) the
+    #: ``SetNamespaceCodecServer`` activity may set. Empty (the default): it sets none. A
+    #: codec endpoint receives the Web UI's payloads and, with ``pass_access_token``, each
+    #: user's access token, so an input must not choose it.
+    codec_endpoints: Annotated[tuple[str, ...], BeforeValidator(_strings),
+                               AfterValidator(_endpoints)] = ()
 
     def check_files(self) -> None:
         """The files named exist (``keyward.config.load_settings`` runs this at start)."""

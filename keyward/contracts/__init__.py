@@ -26,6 +26,12 @@ from keyward.contracts.certificates import (
     RENEW_CERTIFICATE_WORKFLOW,
     VERIFY_CERTIFICATE_SERVED,
 )
+from keyward.contracts.cloud import (
+    ADD_ACCEPTED_CLIENT_CA,
+    CLOUD_ACTIVITIES,
+    READ_CLOUD_NAMESPACE,
+    SET_NAMESPACE_CODEC_SERVER,
+)
 from keyward.contracts.contract import ActivityContract, WorkflowContract
 from keyward.contracts.history import DESCRIBE_HISTORY_WINDOW, REWRAP_SCHEDULE_INPUTS
 from keyward.contracts.ledger import TRANSIT_KEY_LEDGER_WORKFLOW
@@ -37,7 +43,8 @@ from keyward.contracts.transit import (
     SET_DECRYPTION_FLOOR,
 )
 
-#: Every activity the worker registers, each exactly once (a test holds them to it).
+#: Every activity the worker registers, each exactly once (a test holds them to it); those
+#: of ``CLOUD_ACTIVITIES`` only when the settings have ``cloud.api_key_file``.
 ACTIVITIES: tuple[ActivityContract[Any, Any], ...] = (
     READ_TRANSIT_KEY, ROTATE_TRANSIT_KEY, SET_DECRYPTION_FLOOR,
     DESCRIBE_HISTORY_WINDOW, REWRAP_SCHEDULE_INPUTS,
@@ -45,6 +52,7 @@ ACTIVITIES: tuple[ActivityContract[Any, Any], ...] = (
     RESOLVE_ROTATION_INPUT,
     PLAN_CA_ROTATION, STAGE_SUCCESSOR_CA, PUBLISH_CA_BUNDLE, ACTIVATE_SUCCESSOR_CA,
     VERIFY_CA_LEAVES,
+    READ_CLOUD_NAMESPACE, ADD_ACCEPTED_CLIENT_CA, SET_NAMESPACE_CODEC_SERVER,
 )
 #: Every workflow the worker hosts.
 WORKFLOWS: tuple[WorkflowContract[Any, Any], ...] = (
@@ -52,4 +60,4 @@ WORKFLOWS: tuple[WorkflowContract[Any, Any], ...] = (
     RENEW_CERTIFICATE_WORKFLOW, ROTATE_CA_WORKFLOW,
 )
 
-__all__ = ["ACTIVITIES", "WORKFLOWS"]
+__all__ = ["ACTIVITIES", "CLOUD_ACTIVITIES", "WORKFLOWS"]

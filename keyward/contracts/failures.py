@@ -92,6 +92,30 @@ CLOUD_OPS_ERROR: Final = "CloudOpsError"
 """A Cloud Ops API failure no finer type names (a response keyward cannot read). Not
 retried."""
 
+# --- Cloud namespaces: accepted client CAs, codec endpoint (services/cloud_namespaces.py) ---
+
+INVALID_CLOUD_NAMESPACE: Final = "InvalidCloudNamespace"
+"""A namespace name is not Temporal Cloud's ``<name>.<account-id>`` (lowercase letters, digits
+and hyphens); refused before any Ops API call. Not retried."""
+
+CLOUD_NAMESPACE_NOT_ALLOWED: Final = "CloudNamespaceNotAllowed"
+"""A Cloud namespace activity named a namespace the worker's ``cloud.namespaces`` does not
+list, or asked for a codec endpoint ``cloud.codec_endpoints`` does not list; refused before
+any Ops API call. Not retried."""
+
+INVALID_CLIENT_CA: Final = "InvalidClientCA"
+"""A CA given to add (or a PEM file given to remove) is not what it must be: PEM
+certificates only, no private key, and to add, CA certificates (basicConstraints CA=true)
+that have not expired. Not retried."""
+
+LAST_CLIENT_CA: Final = "LastClientCA"
+"""Removing the CA(s) asked for would leave the namespace accepting no client CA at all,
+which locks every mTLS worker and client out; add the successor first. Not retried."""
+
+INVALID_CODEC_ENDPOINT: Final = "InvalidCodecEndpoint"
+"""A codec-server endpoint is not an ``https://`` URL with a host (and no user name or
+password in it). Not retried."""
+
 # --- Transit key activities -------------------------------------------------------------
 
 INVALID_FLOOR: Final = "InvalidFloor"
@@ -163,8 +187,8 @@ INVALID_FLOOR_INPUT: Final = "InvalidFloorInput"
 """RotateTransitKey cannot decide the decryption floor from its input. Not retried."""
 
 UNAUTHENTICATED_INPUT: Final = "UnauthenticatedInput"
-"""A workflow input (or signal) did not come through the payload codec's authenticated
-encryption. Not retried."""
+"""A workflow input (or signal), or the input of a Cloud namespace activity that changes
+something, did not come through the payload codec's authenticated encryption. Not retried."""
 
 INVALID_KEY_NAME: Final = "InvalidKeyName"
 """RotateTransitKey's key or mount breaks Vault's naming rule. Not retried."""

@@ -8,7 +8,7 @@ failure type names are the constants of :mod:`keyward.contracts.failures`, docum
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 from temporalio.exceptions import ApplicationError
@@ -36,5 +36,14 @@ def as_temporal_failure(operation: Callable[[], T]) -> T:
     """
     try:
         return operation()
+    except KeywardError as exc:
+        raise to_application_error(exc) from exc
+
+
+async def as_temporal_failure_async(operation: Callable[[], Awaitable[T]]) -> T:
+    """:func:`as_temporal_failure` for an ``async def`` activity: await ``operation``; a
+    keyward error it raises leaves as its ``ApplicationError``."""
+    try:
+        return await operation()
     except KeywardError as exc:
         raise to_application_error(exc) from exc

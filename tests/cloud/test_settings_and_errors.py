@@ -61,6 +61,10 @@ def test_the_section_loads_from_toml_and_the_environment(tmp_path: Path) -> None
     ({"timeout_seconds": 0}, "cloud.timeout_seconds", "greater than 0"),
     ({"operation_poll_seconds": -1}, "cloud.operation_poll_seconds", "greater than 0"),
     ({"api_key": "tmprl-abc"}, "cloud.api_key", "unknown setting"),
+    ({"namespaces": ["orders"]}, "cloud.namespaces", "not a Temporal Cloud namespace"),
+    ({"namespaces": ["Orders.a1b2c"]}, "cloud.namespaces", "not a Temporal Cloud namespace"),
+    ({"codec_endpoints": ["http://codec.example.com"]}, "cloud.codec_endpoints",
+     "must be https://"),
 ])
 def test_a_bad_value_is_a_config_error_naming_the_setting(
         values: dict[str, object], setting: str, problem: str) -> None:
@@ -72,6 +76,26 @@ def test_a_bad_value_is_a_config_error_naming_the_setting(
     for caught in (direct, nested):
         assert caught.value.setting == setting
         assert problem in caught.value.problem
+
+
+def test_the_namespaces_and_codec_endpoints_activities_may_touch_are_lists(
+        tmp_path: Path) -> None:
+    """Empty by default (the activities then touch nothing); from TOML as arrays and from the
+    environment comma-separated, each value held to its rule."""
+    assert (CloudSettings().namespaces, CloudSettings().codec_endpoints) == ((), ())
+    config = tmp_path / "keyward.toml"
+    config.write_text('[cloud]\nnamespaces = ["orders.a1b2c", "billing.a1b2c"]\n')
+    settings = load_settings(config, env={
+        "KEYWARD_CLOUD__CODEC_ENDPOINTS": "https://codec.example.com/a, https://codec.example.com/b"
+    }).cloud
+    assert settings.namespaces == ("orders.a1b2c", "billing.a1b2c")
+    assert settings.codec_endpoints == ("https://codec.example.com/a",
+                                        "https://codec.example.com/b")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(env={"KEYWARD_CLOUD__NAMESPACES": "orders.a1b2c,../x"})
+    assert caught.value.setting == "cloud.namespaces"
+    assert CloudSettings(namespaces="orders.a1b2c").namespaces == (  # type: ignore[arg-type]
+        "orders.a1b2c",)
 
 
 def test_settings_derive_with_replace_and_validate_again() -> None:

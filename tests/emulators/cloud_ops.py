@@ -39,6 +39,10 @@ real service (cloud-cli, the Terraform provider, tcld):
   ``FULFILLED``, or ``FAILED`` with ``failure_reason`` when
   :attr:`~CloudOpsEmulator.operation_failure` was set as the operation started.
 
+A concurrent writer: :meth:`~CloudOpsEmulator.modify_namespace` edits a namespace at once;
+:meth:`~CloudOpsEmulator.interleave_writes` (or :attr:`~CloudOpsEmulator.before_update_namespace`)
+does it inside the next UpdateNamespace calls, between the client's read and its write.
+
 Faults, switched per test by setting attributes: :attr:`~CloudOpsEmulator.unavailable_calls`
 (the next N calls answer ``UNAVAILABLE``), :attr:`~CloudOpsEmulator.rate_limited_calls`
 (``RESOURCE_EXHAUSTED``), :attr:`~CloudOpsEmulator.call_delay` (seconds every call waits
@@ -173,6 +177,11 @@ class CloudOpsEmulator(service_pb2_grpc.CloudServiceServicer):
     call_delay: float = 0.0
     #: Methods (``"UpdateNamespace"``, or :data:`ALL`) answered PERMISSION_DENIED.
     denied_methods: set[str] = field(default_factory=set)
+    #: Called with each admitted UpdateNamespace request before it is looked at (lock held,
+    #: so :meth:`modify_namespace` may be called from it): another writer whose change lands
+    #: between the client's read and its write. See :meth:`interleave_writes`.
+    before_update_namespace: Callable[[cloudservice.UpdateNamespaceRequest], None] | None = \
+        None
     users: dict[str, identity.User] = field(default_factory=dict)
     namespaces: dict[str, namespace_pb.Namespace] = field(default_factory=dict)
     operations: dict[str, _Operation] = field(default_factory=dict)
@@ -243,6 +252,26 @@ class CloudOpsEmulator(service_pb2_grpc.CloudServiceServicer):
             change(stored.spec)
             stored.resource_version = _version()
             return stored.resource_version
+
+    def interleave_writes(self, name: str,
+                          change: Callable[[namespace_pb.NamespaceSpec], None], *,
+                          times: int | None = None) -> list[str]:
+        """Make another writer edit namespace ``name`` (with ``change``, as
+        :meth:`modify_namespace`) just before each of the next ``times`` UpdateNamespace calls
+        (every one when None) is checked, so each such write carries a stale version. Returns
+        the list the versions it produced are appended to."""
+        versions: list[str] = []
+        left = [times]
+
+        def hook(request: cloudservice.UpdateNamespaceRequest) -> None:
+            if request.namespace != name or left[0] == 0:
+                return
+            if left[0] is not None:
+                left[0] -= 1
+            versions.append(self.modify_namespace(name, change))
+
+        self.before_update_namespace = hook
+        return versions
 
     def calls_to(self, method: str) -> int:
         with self.lock:
@@ -386,6 +415,8 @@ class CloudOpsEmulator(service_pb2_grpc.CloudServiceServicer):
     @_rpc
     def UpdateNamespace(self, request: cloudservice.UpdateNamespaceRequest
                         ) -> cloudservice.UpdateNamespaceResponse:
+        if self.before_update_namespace is not None:
+            self.before_update_namespace(request)
         stored = self._stored(request.namespace)
         if request.async_operation_id and request.async_operation_id in self.operations:
             # A retried write: the operation it started, not a second change.

@@ -12,6 +12,7 @@ import inspect
 import json
 from collections import Counter
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import hvac
@@ -20,9 +21,11 @@ from temporalio import activity, workflow
 from temporalio.converter import DataConverter
 
 from activities import build_activities
+from keyward.cloud.settings import CloudSettings
 from keyward.codec.trust import TrustStampingPayloadConverter, stamp
 from keyward.config import Settings
-from keyward.contracts import ACTIVITIES, WORKFLOWS
+from keyward.contracts import ACTIVITIES, CLOUD_ACTIVITIES, WORKFLOWS
+from keyward.contracts.cloud import AddClientCAInput, SetCodecServerInput
 from keyward.contracts.contract import ActivityContract
 from keyward.contracts.ledger import (
     REPORT_SIGNAL,
@@ -35,10 +38,15 @@ from keyward.contracts.rotation import RotateKeyInput
 from workflows import ALL_WORKFLOWS, WORKFLOW_TYPES
 from workflows.key_ledger import TransitKeyLedger
 
+#: Settings that make the worker register every activity: the Cloud namespace ones need
+#: cloud.api_key_file (settings built in code name files that need not exist).
+WITH_CLOUD = Settings(cloud=CloudSettings(api_key_file=Path("/nonexistent/cloud-api-key")))
 
-def registered() -> list[Callable[..., Any]]:
-    # Building the activities connects nothing: the clients are only held.
-    return build_activities(vault=hvac.Client(url="http://127.0.0.1:1"), settings=Settings())
+
+def registered(settings: Settings = WITH_CLOUD) -> list[Callable[..., Any]]:
+    # Building the activities connects nothing: the clients are only held (the Cloud Ops
+    # client is not even made, nor its key file read, before the first call).
+    return build_activities(vault=hvac.Client(url="http://127.0.0.1:1"), settings=settings)
 
 
 def activity_name(fn: Callable[..., Any]) -> str | None:
@@ -60,6 +68,15 @@ def test_every_activity_contract_has_exactly_one_registered_activity() -> None:
     assert all(count == 1 for count in names.values()), names
     assert set(names) == {contract.name for contract in ACTIVITIES}
     assert len(ACTIVITIES) == len({contract.name for contract in ACTIVITIES})
+
+
+def test_the_cloud_namespace_activities_are_registered_only_with_a_cloud_api_key() -> None:
+    """Without cloud.api_key_file the worker does not answer to their names at all."""
+    without = {activity_name(fn) for fn in registered(Settings())}
+    cloud = {contract.name for contract in CLOUD_ACTIVITIES}
+    assert without == {contract.name for contract in ACTIVITIES} - cloud
+    assert cloud <= {activity_name(fn) for fn in registered()}
+    assert set(CLOUD_ACTIVITIES) <= set(ACTIVITIES)
 
 
 def test_every_registered_activity_takes_and_returns_its_contract_types() -> None:
@@ -106,13 +123,22 @@ def test_a_key_alone_still_makes_a_rotation_and_a_ledger_input() -> None:
                       "authenticated": False}
 
 
-@pytest.mark.parametrize("cls", [RotateKeyInput, LedgerInput, UsageReport])
+#: The fields without defaults of the inputs below that have more than a ``key``.
+_REQUIRED_FIELDS: dict[type[Any], dict[str, Any]] = {
+    UsageReport: {"reporter": "w", "counts": []},
+    AddClientCAInput: {"namespace": "orders.a1b2c", "ca_pem": "x"},
+    SetCodecServerInput: {"namespace": "orders.a1b2c", "endpoint": "https://x"},
+}
+
+
+@pytest.mark.parametrize("cls", [RotateKeyInput, LedgerInput, UsageReport, AddClientCAInput,
+                                 SetCodecServerInput])
 def test_the_worker_converter_still_decides_authenticated_for_the_moved_inputs(
         cls: type[Any]) -> None:
     """keyward/codec/trust.py finds the inputs by their ``authenticated`` field: a plain
     JSON payload claiming it is read as unauthenticated, a stamped one as authenticated."""
     converter = TrustStampingPayloadConverter()
-    fields = {"reporter": "w", "counts": []} if cls is UsageReport else {"key": "k"}
+    fields = _REQUIRED_FIELDS.get(cls, {"key": "k"})
     claimed = converter.to_payloads([{**fields, "authenticated": True}])
     value, = converter.from_payloads(claimed, [cls])
     assert isinstance(value, cls)
