@@ -226,6 +226,19 @@ def test_the_issuer_path_overrides_the_roles_issuer(
     cert(data["certificate"]).verify_directly_issued_by(cert(new["certificate"]))
 
 
+def test_issuer_ref_in_an_issue_request_is_ignored(
+    root_client: hvac.Client, two_roots: tuple[str, dict[str, Any], dict[str, Any]],
+) -> None:
+    """issue/<role> signs with the role's issuer even when the request names another (as
+    Vault does: the per-request choice is the issuer/<ref>/issue/<role> path)."""
+    mount, old, _new = two_roots
+    role(root_client, mount, "on-old", issuer_ref="old")
+
+    data = issue(root_client, mount, "on-old", issuer_ref="new")
+
+    cert(data["certificate"]).verify_directly_issued_by(cert(old["certificate"]))
+
+
 def test_a_role_naming_no_issuer_yet_is_kept_with_a_warning(root_client: hvac.Client,
                                                             pki: Mount) -> None:
     """A role may name an issuer that does not exist yet; the write warns, the read keeps it."""
