@@ -14,7 +14,7 @@ from typing import Any
 
 from keyward_devstack.vaultdev import fields
 from keyward_devstack.vaultdev.errors import bad_request
-from keyward_devstack.vaultdev.pki import state_path as pki_state_path
+from keyward_devstack.vaultdev.pki import remove_mount_data as remove_pki_data
 from keyward_devstack.vaultdev.protocol import Call, Operation, Reply
 from keyward_devstack.vaultdev.routing import Route, dispatch
 from keyward_devstack.vaultdev.state import (
@@ -176,7 +176,7 @@ class SystemBackend:
         if mount is not None:
             self._store.save()
             # Vault drops a disabled mount's storage; a PKI mount keeps its CA keys apart.
-            pki_state_path(self._store.data_dir, mount).unlink(missing_ok=True)
+            remove_pki_data(self._store.data_dir, mount)
 
     # auth methods ------------------------------------------------------------------
 
