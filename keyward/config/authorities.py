@@ -15,8 +15,10 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator
 
+from keyward.cloud.names import check_namespace_name
 from keyward.config.section import settings_class
-from keyward.config.values import ConfigPath, MaybePath, NonEmpty, Positive
+from keyward.config.values import ConfigPath, MaybePath, NonEmpty, Positive, checked_by
+from keyward.errors import KeywardError
 
 KeyType = Literal["ec-p256", "rsa-2048", "rsa-4096"]
 
@@ -25,6 +27,15 @@ def _distinct(paths: tuple[Path, ...]) -> tuple[Path, ...]:
     if len(set(paths)) != len(paths):
         raise ValueError("each trust bundle is listed once")
     return paths
+
+
+def _cloud_names(names: tuple[str, ...]) -> str | None:
+    for name in names:
+        try:
+            check_namespace_name(name)
+        except KeywardError as exc:
+            return str(exc)
+    return None
 
 
 @settings_class("")
@@ -45,6 +56,10 @@ class CertificateAuthoritySettings:
     #: ``clientCaFiles``, the worker's ``temporal.tls_server_ca``, the codec server's
     #: ``tls_client_ca``, a gateway's client CA): each gets old + new during a rotation.
     trust_bundles: Annotated[tuple[ConfigPath, ...], AfterValidator(_distinct)] = ()
+    #: Temporal Cloud namespaces (``<name>.<account>``) whose accepted client CAs trust this
+    #: CA: each gets the successor added, and later the old CA removed, through the Cloud
+    #: Ops API of the ``[cloud]`` section (its key needs Namespace Admin on them).
+    trust_cloud_namespaces: Annotated[tuple[str, ...], checked_by(_cloud_names)] = ()
     #: How long the old + new bundle is given to reach every process before issuance
     #: switches to the new CA (reload intervals, config-map propagation, rollouts).
     soak_seconds: Positive = 600.0

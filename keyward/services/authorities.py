@@ -28,6 +28,7 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
+from keyward.cloud.settings import CloudSettings
 from keyward.config import CertificateSettings, LocalCaIssuerSettings, Settings
 from keyward.config.authorities import CertificateAuthoritySettings
 from keyward.contracts import failures
@@ -44,7 +45,8 @@ from keyward.pki.ca import CertificateAuthority, CertificateAuthorityError
 from keyward.pki.install import atomic_write
 from keyward.policy.ca_rotation import may_retire, retire_after
 from keyward.stores.factory import store_for
-from keyward.trust.base import TrustPoint, edited, fingerprint
+from keyward.trust.base import TrustPoint, fingerprint
+from keyward.trust.cloud import CloudNamespaceTrustPoint
 from keyward.trust.files import FileTrustPoint
 
 _NEXT_CERT, _NEXT_KEY = "next.crt", "next.key"
@@ -164,14 +166,8 @@ class CaRotations:
         else:
             other = state.staged_certificate() or state.previous()
             add, remove = [active] + ([other] if other is not None else []), []
-        changed = 0
-        points = trust_points(ca)
-        for point in points:
-            held = point.read()
-            wanted = edited(held, add=add, remove=remove)
-            if [fingerprint(c) for c in wanted] != [fingerprint(c) for c in held]:
-                point.write(wanted)
-                changed += 1
+        points = trust_points(ca, self._settings.cloud)
+        changed = sum(point.edit(add=add, remove=remove) for point in points)
         if phase == "final":
             state.path(_PREVIOUS).unlink(missing_ok=True)
             state.clear_owner()
@@ -190,7 +186,7 @@ class CaRotations:
                 return summary_of(_active(ca).certificate)  # done by an earlier attempt
             raise CaRotationError(f"certificate authority {name!r}: no successor is staged")
         successor = fingerprint(staged.certificate)
-        missing = [point.where for point in trust_points(ca)
+        missing = [point.where for point in trust_points(ca, self._settings.cloud)
                    if successor not in {fingerprint(c) for c in point.read()}]
         if missing:
             raise CaRotationError(
@@ -298,9 +294,12 @@ class _State:
             os.chmod(directory, 0o700)
 
 
-def trust_points(ca: CertificateAuthoritySettings) -> list[TrustPoint]:
-    """Every trust point the CA's settings name."""
-    return [FileTrustPoint(path) for path in ca.trust_bundles]
+def trust_points(ca: CertificateAuthoritySettings, cloud: CloudSettings) -> list[TrustPoint]:
+    """Every trust point the CA's settings name: bundle files, Temporal Cloud namespaces."""
+    points: list[TrustPoint] = [FileTrustPoint(path) for path in ca.trust_bundles]
+    points += [CloudNamespaceTrustPoint(namespace, cloud)
+               for namespace in ca.trust_cloud_namespaces]
+    return points
 
 
 def _active(ca: CertificateAuthoritySettings) -> CertificateAuthority:

@@ -22,8 +22,12 @@ class TrustPoint(Protocol):
         """The certificates the bundle holds now ([] when it does not exist yet)."""
         ...
 
-    def write(self, certificates: Sequence[x509.Certificate]) -> None:
-        """Replace the bundle with ``certificates`` whole (never a half-written bundle)."""
+    def edit(self, *, add: Sequence[x509.Certificate],
+             remove: Sequence[x509.Certificate]) -> bool:
+        """Add the CAs it lacks of ``add`` and take out those of ``remove``, leaving every
+        other certificate; True when it changed. Whole or not at all (never half a
+        bundle); a trust point with its own concurrency (a Cloud namespace) re-reads and
+        re-applies on a conflict."""
         ...
 
 

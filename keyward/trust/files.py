@@ -11,6 +11,7 @@ from cryptography.hazmat.primitives import serialization
 
 from keyward.errors import KeywardError
 from keyward.pki.install import atomic_write
+from keyward.trust.base import edited, fingerprint
 
 
 class FileTrustPoint:
@@ -35,7 +36,12 @@ class FileTrustPoint:
             raise KeywardError(f"trust bundle {self._path} is not PEM certificates; "
                                "refusing to rewrite it") from None
 
-    def write(self, certificates: Sequence[x509.Certificate]) -> None:
+    def edit(self, *, add: Sequence[x509.Certificate],
+             remove: Sequence[x509.Certificate]) -> bool:
+        held = self.read()
+        wanted = edited(held, add=add, remove=remove)
+        if [fingerprint(c) for c in wanted] == [fingerprint(c) for c in held]:
+            return False
         atomic_write(self._path, b"".join(
-            cert.public_bytes(serialization.Encoding.PEM) for cert in certificates),
-            mode=0o644)
+            cert.public_bytes(serialization.Encoding.PEM) for cert in wanted), mode=0o644)
+        return True
