@@ -37,6 +37,7 @@ from keyward.config import CodecServerSettings, CodecSettings, Settings, load_se
 from keyward.config.codec import CLOUD_AUDIENCE, CLOUD_EMAIL_CLAIM, CLOUD_ISSUER, CLOUD_JWKS_URL
 from keyward.errors import ConfigError
 from keyward_devstack.processes import free_port
+from tests.cloud_fixtures import client_ca, cloud_ops, emulator, key_file, ops
 from tests.codecserver.conftest import (
     UI_ORIGIN,
     Client,
@@ -55,15 +56,13 @@ from tests.emulators.cloud_ops import (
     ORDERS,
     SAMPLE_USERS,
     CloudOpsEmulator,
-    RunningCloudOps,
-    seed_sample_account,
-    serve,
     serve_in_thread,
 )
-from tests.tls_material import CertificateAuthority
 from tests.trust_boundary.vault_recorder import recording_vault
 
 ROOT = Path(__file__).resolve().parent.parent.parent
+#: The Cloud Ops emulator fixtures, shared with tests/cloud.
+CLOUD_FIXTURES = (client_ca, cloud_ops, emulator, key_file, ops)
 
 # email → (decode, encode) allowed on ORDERS, as the issue's rule says: account owner/admin
 # everywhere, else the namespace access (read → decode, write/admin → both).
@@ -87,31 +86,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.now
-
-
-@pytest.fixture
-def emulator() -> CloudOpsEmulator:
-    emulator = CloudOpsEmulator()
-    seed_sample_account(emulator, ca_pem=CertificateAuthority.create("cloud roles CA").cert_pem())
-    return emulator
-
-
-@pytest.fixture
-async def cloud_ops(emulator: CloudOpsEmulator) -> AsyncIterator[RunningCloudOps]:
-    async with serve(emulator) as running:
-        yield running
-
-
-@pytest.fixture
-def key_file(tmp_path: Path) -> Path:
-    path = tmp_path / "cloud-api-key"
-    path.write_text(DEFAULT_API_KEY + "\n")
-    return path
-
-
-@pytest.fixture
-async def ops(cloud_ops: RunningCloudOps, key_file: Path) -> CloudOps:
-    return await CloudOps.connect(cloud_ops.settings(key_file))
 
 
 def cloud_settings(jwks_url: str, **overrides: Any) -> CodecServerSettings:
