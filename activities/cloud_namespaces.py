@@ -28,7 +28,7 @@ from temporalio import activity
 
 from keyward.cloud.names import check_codec_endpoint, check_namespace_name
 from keyward.cloud.ops import CloudOps
-from keyward.cloud.settings import CloudSettings
+from keyward.config.cloud import CloudSettings
 from keyward.contracts import failures
 from keyward.contracts.cloud import (
     ADD_ACCEPTED_CLIENT_CA,

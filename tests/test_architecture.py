@@ -487,23 +487,21 @@ def test_the_real_workflow_imports_are_classified_as_allowed() -> None:
 
 def test_the_cloud_package_is_library_and_its_init_loads_nothing() -> None:
     """keyward.cloud (the Cloud Ops API client) is library: it may use the SDK's client and
-    the rest of the library, workflows may not import it. keyward.config imports its
-    settings module, so the package's __init__ must import nothing: not the client, and
-    nothing that imports keyward.config back (keyward.log does); the settings module only
-    the naming rule (keyward.cloud.names), which imports no more than contracts and errors."""
+    the rest of the library, workflows may not import it. keyward.config's [cloud] section
+    (keyward.config.cloud) checks namespace names with keyward.cloud.names, so the package's
+    __init__ must import nothing (not the client, nothing that imports keyward.config back),
+    and the naming rule no more than contracts and errors."""
     modules = discover(ROOT)
     cloud = sorted(name for name in modules if _within(name, "keyward.cloud"))
     assert cloud == ["keyward.cloud", "keyward.cloud.client_cas", "keyward.cloud.errors",
-                     "keyward.cloud.models", "keyward.cloud.names", "keyward.cloud.ops",
-                     "keyward.cloud.settings"]
+                     "keyward.cloud.models", "keyward.cloud.names", "keyward.cloud.ops"]
     assert {layer_of(name) for name in cloud} == {"library"}
     assert "library" not in ALLOWED["workflows"]
     assert imports_of(modules["keyward.cloud"], modules) == []
-    settings_imports = {item.target for item in imports_of(modules["keyward.cloud.settings"],
+    settings_imports = {item.target for item in imports_of(modules["keyward.config.cloud"],
                                                            modules)}
-    assert {target for target in settings_imports if target.startswith("keyward")} == {
-        "keyward.cloud.names", "keyward.config_errors", "keyward.errors"}
-    # The naming rule settings.py checks cloud.namespaces with: contracts and errors only.
+    assert {target for target in settings_imports if target.startswith("keyward.cloud")} == {
+        "keyward.cloud.names"}
     names_imports = {item.target for item in imports_of(modules["keyward.cloud.names"],
                                                         modules)}
     assert {target for target in names_imports if target.startswith("keyward")} == {

@@ -4,5 +4,5 @@
 ``CloudOperationsClient`` underneath); ``models`` holds what it returns as plain
 dataclasses, ``errors`` maps gRPC statuses onto keyward's failure model, ``settings`` is the
 ``[cloud]`` section. Import the modules themselves: this package re-exports nothing, so that
-``keyward.config``, which imports ``keyward.cloud.settings``, loads no client code.
+``keyward.config``, which imports ``keyward.config.cloud``, loads no client code.
 """

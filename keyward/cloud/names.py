@@ -10,7 +10,7 @@ API request, so nothing else (a path, a second namespace, a prefix) ever reaches
 A codec endpoint is where the Web UI sends payloads (and, with ``pass_access_token``, the
 signed-in user's access token): ``https://`` only, a host, no credentials in the URL.
 
-Standard library, ``keyward.errors`` and the failure names only: ``keyward.cloud.settings``
+Standard library, ``keyward.errors`` and the failure names only: ``keyward.config.cloud``
 checks ``cloud.namespaces`` and ``cloud.codec_endpoints`` with it, and must not load the
 client.
 """

@@ -45,8 +45,8 @@ from keyward.cloud.errors import (
     map_rpc_error,
 )
 from keyward.cloud.models import CloudNamespace, CloudOperation, CloudUser, OperationState
-from keyward.cloud.settings import SECTION, CloudSettings
 from keyward.config import is_loopback_host
+from keyward.config.cloud import SECTION, CloudSettings
 from keyward.connect.api_key import ApiKeyReloader, read_api_key
 from keyward.errors import ConfigError
 from keyward.log import get_logger

@@ -8,13 +8,13 @@ from dataclasses import dataclass
 from aiohttp import web
 
 from keyward.cloud.ops import CloudOps
-from keyward.cloud.settings import CloudSettings
 from keyward.codec.transit_codec import VaultTransitCodec
 from keyward.codecserver.app import build_app
 from keyward.codecserver.cloud_roles import CloudRoles
 from keyward.codecserver.jwt_auth import JwtVerifier
 from keyward.codecserver.tls import ReloadingServerTLS
 from keyward.config import CodecServerSettings
+from keyward.config.cloud import CloudSettings
 from keyward.errors import ConfigError, StartupError
 from keyward.log import get_logger
 

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 from typing import ClassVar, Final
 
-from keyward.cloud.settings import CloudSettings
 from keyward.config.authorities import CertificateAuthoritySettings
 from keyward.config.certificates import CertificateSettings
+from keyward.config.cloud import CloudSettings
 from keyward.config.codec import CodecServerSettings, CodecSettings
 from keyward.config.devstack import DevstackSettings
 from keyward.config.observability import LoggingSettings, MetricsSettings
@@ -38,7 +38,7 @@ class Settings:
     devstack: DevstackSettings = dataclasses.field(default_factory=DevstackSettings)
     metrics: MetricsSettings = dataclasses.field(default_factory=MetricsSettings)
     logging: LoggingSettings = dataclasses.field(default_factory=LoggingSettings)
-    #: The Temporal Cloud Operations API (declared in keyward/cloud/settings.py).
+    #: The Temporal Cloud Operations API (declared in keyward/config/cloud.py).
     cloud: CloudSettings = dataclasses.field(default_factory=CloudSettings)
     #: Where the settings came from, for messages ("from /etc/keyward.toml").
     source: str = dataclasses.field(default="defaults", compare=False)

@@ -28,9 +28,9 @@ from cryptography import x509
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 
-from keyward.cloud.settings import CloudSettings
 from keyward.config import CertificateSettings, LocalCaIssuerSettings, Settings
 from keyward.config.authorities import CertificateAuthoritySettings
+from keyward.config.cloud import CloudSettings
 from keyward.contracts import failures
 from keyward.contracts.authorities import (
     BundlePhase,

@@ -18,7 +18,7 @@ from cryptography.hazmat.primitives import serialization
 
 from keyward.cloud.names import check_namespace_name
 from keyward.cloud.ops import CloudOps
-from keyward.cloud.settings import CloudSettings
+from keyward.config.cloud import CloudSettings
 from keyward.services.cloud_namespaces import CloudNamespaces
 from keyward.trust.base import fingerprint
 

@@ -16,7 +16,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.cloud_namespaces import CloudNamespaceActivities
 from keyward.cloud.ops import CloudOps
-from keyward.cloud.settings import CloudSettings
+from keyward.config.cloud import CloudSettings
 from keyward.contracts import ACTIVITIES, failures
 from keyward.contracts.cloud import (
     CLOUD_ACTIVITIES,

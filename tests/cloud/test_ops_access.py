@@ -21,8 +21,8 @@ from keyward.cloud.errors import (
     CloudOpsUnavailable,
 )
 from keyward.cloud.ops import CloudOps
-from keyward.cloud.settings import DEFAULT_API_VERSION as KEYWARD_DEFAULT_API_VERSION
-from keyward.cloud.settings import CloudSettings
+from keyward.config.cloud import DEFAULT_API_VERSION as KEYWARD_DEFAULT_API_VERSION
+from keyward.config.cloud import CloudSettings
 from keyward.contracts import failures
 from keyward.errors import ConfigError
 from keyward.temporal.failures import to_application_error

@@ -22,8 +22,8 @@ from keyward.cloud.errors import (
     error_class_for_status,
     map_rpc_error,
 )
-from keyward.cloud.settings import DEFAULT_API_VERSION, CloudSettings
 from keyward.config import Settings, load_settings
+from keyward.config.cloud import DEFAULT_API_VERSION, CloudSettings
 from keyward.contracts import failures
 from keyward.errors import ConfigError
 

@@ -90,7 +90,7 @@ from temporalio.api.cloud.namespace import v1 as namespace_pb
 from temporalio.api.cloud.operation import v1 as operation_pb
 from temporalio.api.cloud.resource import v1 as resource_pb
 
-from keyward.cloud.settings import CloudSettings
+from keyward.config.cloud import CloudSettings
 from tests.tls_material import ServerTLS
 
 #: The api-cloud release temporalio 1.35's generated protos match (its 76 CloudService RPCs

@@ -21,9 +21,9 @@ from temporalio import activity, workflow
 from temporalio.converter import DataConverter
 
 from activities import build_activities
-from keyward.cloud.settings import CloudSettings
 from keyward.codec.trust import TrustStampingPayloadConverter, stamp
 from keyward.config import Settings
+from keyward.config.cloud import CloudSettings
 from keyward.contracts import ACTIVITIES, CLOUD_ACTIVITIES, WORKFLOWS
 from keyward.contracts.cloud import AddClientCAInput, SetCodecServerInput
 from keyward.contracts.contract import ActivityContract
