@@ -134,15 +134,15 @@ EQUIVALENT: dict[str, dict[str, str]] = {
                                 "part is empty exactly when it is blank",
     },
     "keyward/pki/validate.py": {
-        "75:55:0-1": "min_remaining of -1 day instead of 0: the expiry check before it already "
+        "76:55:0-1": "min_remaining of -1 day instead of 0: the expiry check before it already "
                      "returned for now > not_after, so `not_after - now` is >= 0 and below "
                      "neither bound",
-        "194:48:1-1": "the leaf offered again among the intermediates: a path cannot use the "
+        "195:48:1-1": "the leaf offered again among the intermediates: a path cannot use the "
                       "certificate it starts from, so the verdict is the same",
-        "209:46:1-1": "same as 194:48:1-1, for the pinned-anchor path",
-        "215:11:drop-or-operand-1": "a supplied CA that is itself pinned verifies against the "
+        "210:46:1-1": "same as 195:48:1-1, for the pinned-anchor path",
+        "216:11:drop-or-operand-1": "a supplied CA that is itself pinned verifies against the "
                                     "pin on its own; skipping it is only a shortcut",
-        "291:8:return->return-None": "None instead of False from a predicate only used in any()",
+        "293:8:return->return-None": "None instead of False from a predicate only used in any()",
     },
     "keyward/policy/cadence.py": {
         "193:7:<=-><": "a rate of exactly 1 reads '1' either way: f'{1.0:.3g}' and "

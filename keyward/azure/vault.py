@@ -17,15 +17,24 @@ from azure.core.exceptions import (
     AzureError,
     ClientAuthenticationError,
     HttpResponseError,
+    ResourceExistsError,
     ServiceRequestError,
     ServiceResponseError,
 )
-from azure.keyvault.certificates import CertificateClient, KeyVaultCertificate
+from azure.core.polling import LROPoller
+from azure.keyvault.certificates import (
+    CertificateClient,
+    CertificateOperation,
+    CertificatePolicy,
+    KeyVaultCertificate,
+    WellKnownIssuerNames,
+)
 from azure.keyvault.secrets import SecretClient
 from cryptography import x509
 
 from keyward.azure import pem
 from keyward.issuers.base import IssuerError
+from keyward.log import get_logger
 from keyward.pki.types import IssuedCertificate
 
 #: Key Vault object names: 1-127 letters, digits and dashes.
@@ -115,6 +124,33 @@ class KeyVaultCertificateRef:
 
     def secret_client(self) -> SecretClient:
         return SecretClient(self.vault_url, self.credential, **self.client_kwargs)
+
+    # -- creation ---------------------------------------------------------------------------
+
+    def begin_create(self, certificates: CertificateClient, policy: CertificatePolicy, *,
+                     polling_interval: float,
+                     ) -> LROPoller[KeyVaultCertificate | CertificateOperation]:
+        """Start creating a new version; on 409 clear an abandoned CSR request and start again.
+
+        Key Vault answers 409 while a pending operation is "inProgress". An issuer "Unknown"
+        operation stays that way forever if a previous attempt died between create and merge,
+        so it is ours to delete; a "Self" one is Key Vault still working, so the 409 stands
+        (and is retryable). Call inside :meth:`translate`.
+        """
+        try:
+            return certificates.begin_create_certificate(
+                self.certificate_name, policy, _polling_interval=polling_interval)
+        except ResourceExistsError as exc:
+            pending = certificates.get_certificate_operation(self.certificate_name)
+            if (pending.issuer_name or "").lower() != WellKnownIssuerNames.unknown.lower():
+                raise self.error("another creation is in progress in the vault; will retry",
+                                 retryable=True) from exc
+            get_logger("keyward.azure.vault", vault=self.vault_url,
+                       certificate=self.certificate_name).warning(
+                "deleting an abandoned CSR request before creating anew")
+            certificates.delete_certificate_operation(self.certificate_name)
+            return certificates.begin_create_certificate(
+                self.certificate_name, policy, _polling_interval=polling_interval)
 
     # -- export -----------------------------------------------------------------------------
 

@@ -9,6 +9,7 @@ cannot be constructed; the TOML keys stay flat, and this module sorts them.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Annotated, Any, ClassVar, Final, Literal, Self, get_args
 
@@ -18,16 +19,22 @@ from pydantic_core import ArgsKwargs
 from keyward.config.section import settings_class
 from keyward.config.values import (
     ConfigPath,
+    MaybeCountry,
     MaybeHours,
+    MaybeInt,
+    MaybeName128,
     MaybePath,
     MaybeText,
     Mount,
+    Names64,
     NonEmpty,
     Positive,
     Strings,
     files_exist,
 )
 from keyward.config_errors import problem
+from keyward.pki.subject import key_vault_problem
+from keyward.policy.key_vault import lifetime_action_problem, validity_in_months
 
 # Each issuer and each install target is its own class, tagged by ``kind``; a certificate
 # holds exactly one of each, so a combination that cannot work cannot be constructed, and
@@ -54,6 +61,15 @@ class VaultPkiIssuerSettings:
     vault_pki_mount: Mount = "pki"
 
 
+_LIFETIME_ACTION_NAMES: Final = ("azure_lifetime_action", "azure_lifetime_percentage",
+                                  "azure_days_before_expiry")
+
+#: The Vault PKI role field that decides each subject attribute (pki/issue cannot).
+_VAULT_ROLE_FIELDS: Final = {"organization": "organization", "organizational_unit": "ou",
+                             "country": "country", "state": "province",
+                             "locality": "locality"}
+
+
 @settings_class("")
 class AzureKeyVaultIssuerSettings:
     """``issuer = "azure-keyvault"``: Key Vault makes the key; it or keyward's CA signs."""
@@ -66,6 +82,24 @@ class AzureKeyVaultIssuerSettings:
     azure_mode: Literal["self", "external-ca"] = "self"
     ca_cert: MaybePath = None
     ca_key: MaybePath = None
+    #: What Key Vault itself does as the certificate ages (its policy's lifetime action):
+    #: "AutoRenew" (Key Vault makes a new version on its own; azure_mode = "self" only) or
+    #: "EmailContacts" (the vault's certificate contacts are mailed), at
+    #: azure_days_before_expiry or azure_lifetime_percentage (exactly one). Unset: the
+    #: policy names none and Key Vault applies its own default.
+    azure_lifetime_action: Literal["AutoRenew", "EmailContacts"] | None = None
+    azure_days_before_expiry: MaybeInt = None
+    azure_lifetime_percentage: MaybeInt = None
+
+    @model_validator(mode="after")
+    def _lifetime_action(self) -> Self:
+        found = lifetime_action_problem(
+            signed_by_key_vault=self.azure_mode == "self", action=self.azure_lifetime_action,
+            percentage=self.azure_lifetime_percentage, days=self.azure_days_before_expiry,
+            names=_LIFETIME_ACTION_NAMES)
+        if found is not None:
+            raise problem(found[1], at=found[0])
+        return self
 
     @model_validator(mode="after")
     def _signing_ca(self) -> Self:
@@ -145,6 +179,13 @@ class CertificateSettings:
     """One certificate keyward keeps renewed: what it is, who issues it, where it goes."""
 
     common_name: NonEmpty
+    #: The rest of the subject (every issuer but vault-pki, whose role decides them):
+    #: O and OU one name or a list, C a two-letter code, ST and L one name each.
+    organization: Names64 = ()
+    organizational_unit: Names64 = ()
+    country: MaybeCountry = None
+    state: MaybeName128 = None
+    locality: MaybeName128 = None
     dns_names: Strings = ()
     ip_addresses: Strings = ()
     usage: Literal["client", "server", "both"] = "client"
@@ -211,13 +252,44 @@ class CertificateSettings:
             raise problem("must be between 0 and lifetime_hours", at="renew_before_hours")
         return self
 
+    @model_validator(mode="after")
+    def _subject_fits_the_issuer(self) -> Self:
+        """Vault's pki/issue cannot set O, OU, C, ST or L (its role does); Key Vault's
+        subject syntax cannot carry a double quote or a backslash."""
+        if isinstance(self.issuer, VaultPkiIssuerSettings):
+            for name, role_field in _VAULT_ROLE_FIELDS.items():
+                if getattr(self, name):
+                    raise problem(
+                        f"issuer = 'vault-pki' cannot set it: Vault's pki/issue takes only the "
+                        f"common name, and the role's {role_field!r} field decides what every "
+                        f"certificate it issues carries (vault write "
+                        f"{self.issuer.vault_pki_mount}/roles/{self.issuer.vault_pki_role} "
+                        f"{role_field}=…); remove {name} here", at=name)
+        if isinstance(self.issuer, AzureKeyVaultIssuerSettings):
+            if found := key_vault_problem(self):
+                raise problem(found[1], at=found[0])
+            # The issuer checked the rest; days_before_expiry's bound needs the lifetime.
+            issuer = self.issuer
+            found_action = lifetime_action_problem(
+                signed_by_key_vault=issuer.azure_mode == "self",
+                action=issuer.azure_lifetime_action,
+                percentage=issuer.azure_lifetime_percentage,
+                days=issuer.azure_days_before_expiry,
+                months=validity_in_months(timedelta(hours=self.lifetime_hours)),
+                names=_LIFETIME_ACTION_NAMES)
+            if found_action is not None:
+                raise problem(found_action[1], at=found_action[0])
+        return self
+
     def check_files(self, name: str) -> None:
         files_exist(f"certificates.{name}", self, "trust_anchor")
 
 
 CertificateSettings.settings_names = (
-    "common_name", "dns_names", "ip_addresses", "usage", "key_type", "lifetime_hours",
-    "renew_before_hours", "critical_hours", "issuer", "install", "directory", "verify_endpoint",
-    "trust_anchor", "ca_cert", "ca_key", "vault_pki_mount", "vault_pki_role", "azure_vault_url",
-    "azure_certificate_name", "azure_mode", "kubernetes_namespace", "cert_manager_issuer",
+    "common_name", "organization", "organizational_unit", "country", "state", "locality",
+    "dns_names", "ip_addresses", "usage", "key_type", "lifetime_hours", "renew_before_hours",
+    "critical_hours", "issuer", "install", "directory", "verify_endpoint", "trust_anchor",
+    "ca_cert", "ca_key", "vault_pki_mount", "vault_pki_role", "azure_vault_url",
+    "azure_certificate_name", "azure_mode", "azure_lifetime_action", "azure_days_before_expiry",
+    "azure_lifetime_percentage", "kubernetes_namespace", "cert_manager_issuer",
     "cert_manager_issuer_kind", "kubernetes_secret")

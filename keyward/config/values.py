@@ -63,6 +63,37 @@ def _strings(value: Any) -> Any:
     return tuple(item.strip() for item in items if item.strip())
 
 
+def _names(value: Any) -> Any:
+    """One name or a list of them; a string is one name, commas and all ("Acme, Inc.")."""
+    items = [value] if isinstance(value, str) else value
+    if not isinstance(items, list | tuple) or not all(isinstance(i, str) for i in items):
+        raise problem_with_value("must be a string or a list of strings")
+    if not all(item.strip() for item in items):
+        raise problem_with_value("must not be empty")
+    return tuple(item.strip() for item in items)
+
+
+def _country(value: Any) -> Any:
+    """An ISO 3166 alpha-2 code: two ASCII letters, written in capitals as X.509 has them."""
+    if value is None or value == "":
+        return None
+    if not (isinstance(value, str) and len(value) == 2 and value.isascii()
+            and value.isalpha()):
+        raise problem_with_value("must be a two-letter ISO 3166 country code such as 'DE'")
+    return value.upper()
+
+
+def at_most(characters: int) -> AfterValidator:
+    """Each string (or the one string) no longer than ``characters`` (X.520's upper bounds)."""
+    def check(value: Any) -> str | None:
+        items = (value,) if isinstance(value, str) else value
+        if any(len(item) > characters for item in items):
+            return f"must be at most {characters} characters"
+        return None
+
+    return checked_by(check)
+
+
 def table(value: Any) -> Any:
     """A table; from the environment, ``ns1=key1,ns2=key2``."""
     if isinstance(value, str):
@@ -135,6 +166,12 @@ MaybeText = Annotated[str | None, _BLANK_IS_NONE]
 MaybePath = Annotated[ConfigPath | None, _BLANK_IS_NONE]
 MaybeSecret = Annotated[Secret | None, _BLANK_IS_NONE]
 MaybeHours = Annotated[Number | None, _BLANK_IS_NONE]
+MaybeInt = Annotated[int | None, _BLANK_IS_NONE, NUMBER]
+#: Subject attributes (X.520 upper bounds, RFC 5280 appendix A): O and OU up to 64
+#: characters each, one or several; ST and L one of up to 128; C two letters.
+Names64 = Annotated[tuple[str, ...], BeforeValidator(_names), at_most(64)]
+MaybeName128 = Annotated[str | None, _BLANK_IS_NONE, at_most(128)]
+MaybeCountry = Annotated[str | None, BeforeValidator(_country)]
 
 
 def files_exist(section: str, settings: object, *names: str) -> None:

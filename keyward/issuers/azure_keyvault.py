@@ -16,13 +16,10 @@ because the Azure SDK is; renewal activities run it on the worker's thread pool.
 from __future__ import annotations
 
 import ipaddress
-import math
 from collections.abc import Callable, Mapping, Sequence
-from datetime import timedelta
 from typing import Any, Final, Literal
 
 from azure.core.credentials import TokenCredential
-from azure.core.exceptions import ResourceExistsError
 from azure.core.polling import LROPoller
 from azure.keyvault.certificates import (
     CertificateClient,
@@ -38,25 +35,23 @@ from azure.keyvault.certificates import (
     WellKnownIssuerNames,
 )
 from cryptography import x509
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import ExtendedKeyUsageOID
 
 from keyward.azure import pem
 from keyward.azure.vault import KeyVaultCertificateRef, clip
 from keyward.issuers.base import IssuerError
 from keyward.log import get_logger
+from keyward.pki.subject import key_vault_subject
 from keyward.pki.types import CertificateSpec, IssuedCertificate, Usage
 from keyward.pki.types import KeyType as SpecKeyType
+from keyward.policy.key_vault import lifetime_action_problem, validity_in_months
 
 Mode = Literal["self", "external-ca"]
-LifetimeActionType = Literal["AutoRenew", "EmailContacts"]
+LifetimeActionType = Literal["AutoRenew", "EmailContacts"]  # keyward.policy.key_vault.Action
 #: Takes the vault's CSR (DER) and the spec; returns the signed leaf as PEM, optionally
 #: followed by intermediates. keyward's local ``CertificateAuthority.sign_csr`` fits.
 CsrSigner = Callable[[bytes, CertificateSpec], bytes]
 
-#: The average Gregorian month, for converting a lifetime into Key Vault's whole months.
-_AVERAGE_MONTH: Final = timedelta(days=365.25 / 12)
-#: Key Vault accepts ``days_before_expiry`` up to ``validity_in_months * 27``.
-_TRIGGER_DAYS_PER_MONTH: Final = 27
 #: API versions older than 2025-07-01 have no IP address SANs in a certificate policy.
 _API_VERSIONS_WITHOUT_IP_SANS: Final = frozenset(
     {"2016-10-01", "7.0", "7.1", "7.2", "7.3", "7.4", "7.5", "7.6"})
@@ -68,19 +63,6 @@ _EKUS: Final[dict[Usage, tuple[x509.ObjectIdentifier, ...]]] = {
     "server": (ExtendedKeyUsageOID.SERVER_AUTH,),
     "both": (ExtendedKeyUsageOID.SERVER_AUTH, ExtendedKeyUsageOID.CLIENT_AUTH),
 }
-
-
-def validity_in_months(lifetime: timedelta) -> int:
-    """Key Vault's ``validity_in_months`` for a wanted lifetime: average months, rounded up.
-
-    Key Vault only knows whole calendar months, so a 90-day spec becomes 3 months, a year
-    12, and a one-hour test certificate 1. Rounding up keeps the certificate from being
-    shorter than asked, except by the day or two a run of short calendar months (February)
-    can lose against the average; renewal timing reads the real ``notAfter`` anyway.
-    """
-    if lifetime <= timedelta(0):
-        raise ValueError(f"a certificate lifetime must be positive, not {lifetime}")
-    return max(1, math.ceil(lifetime / _AVERAGE_MONTH))
 
 
 class AzureKeyVaultIssuer:
@@ -147,9 +129,14 @@ class AzureKeyVaultIssuer:
             months = validity_in_months(spec.lifetime)
         except ValueError as exc:
             raise self._call.error(str(exc), retryable=False) from exc
+        try:
+            subject = key_vault_subject(spec)
+        except ValueError as exc:
+            raise self._call.error(f"spec {spec.name!r}: {exc}", retryable=False) from exc
         options: dict[str, Any] = {
-            "subject": x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                                     spec.common_name)]).rfc4514_string(),
+            # Key Vault's own X.500 string syntax (keyward.pki.subject): CN first, values
+            # with commas in double quotes.
+            "subject": subject,
             "exportable": True,  # the key must leave the vault to become tls.key
             "reuse_key": False,  # every renewal gets a fresh key pair
             "content_type": CertificateContentType.pem,
@@ -162,12 +149,12 @@ class AzureKeyVaultIssuer:
         if spec.ip_addresses:
             options["san_ip_addresses"] = self._ip_sans(spec.ip_addresses)
         if self._lifetime_action is not None:
-            if (self._days_before_expiry is not None
-                    and self._days_before_expiry > months * _TRIGGER_DAYS_PER_MONTH):
-                raise self._call.error(
-                    f"days_before_expiry={self._days_before_expiry} exceeds what Key Vault "
-                    f"accepts for a {months}-month certificate "
-                    f"({months * _TRIGGER_DAYS_PER_MONTH})", retryable=False)
+            found = lifetime_action_problem(
+                signed_by_key_vault=self._mode == "self", action=self._lifetime_action,
+                percentage=self._lifetime_percentage, days=self._days_before_expiry,
+                months=months)
+            if found is not None:
+                raise self._call.error(found[1], retryable=False)
             options["lifetime_actions"] = [LifetimeAction(
                 CertificatePolicyAction(self._lifetime_action),
                 lifetime_percentage=self._lifetime_percentage,
@@ -254,25 +241,8 @@ class AzureKeyVaultIssuer:
 
     def _begin_create(self, certificates: CertificateClient, policy: CertificatePolicy,
                       ) -> LROPoller[KeyVaultCertificate | CertificateOperation]:
-        """Start creation; on 409 clear an abandoned CSR request of ours and start again.
-
-        Key Vault answers 409 while a pending operation is "inProgress". An issuer "Unknown"
-        operation stays that way forever if a previous attempt died between create and merge,
-        so it is ours to delete; a "Self" one is Key Vault still working, so the 409 stands
-        (and is retryable).
-        """
-        try:
-            return certificates.begin_create_certificate(
-                self._certificate_name, policy, _polling_interval=self._polling_interval)
-        except ResourceExistsError as exc:
-            pending = certificates.get_certificate_operation(self._certificate_name)
-            if (pending.issuer_name or "").lower() != WellKnownIssuerNames.unknown.lower():
-                raise self._call.error("another creation is in progress in the vault; will "
-                                       "retry", retryable=True) from exc
-            self._log.warning("deleting an abandoned CSR request before creating anew")
-            certificates.delete_certificate_operation(self._certificate_name)
-            return certificates.begin_create_certificate(
-                self._certificate_name, policy, _polling_interval=self._polling_interval)
+        return self._call.begin_create(certificates, policy,
+                                       polling_interval=self._polling_interval)
 
     def _failed_operation(self, result: object) -> IssuerError:
         if isinstance(result, CertificateOperation):
@@ -306,21 +276,10 @@ class AzureKeyVaultIssuer:
 
 def _check_lifetime_action(mode: Mode, action: LifetimeActionType | None,
                            percentage: int | None, days: int | None) -> None:
-    if action is None:
-        if percentage is not None or days is not None:
-            raise ValueError("lifetime_percentage/days_before_expiry need a lifetime_action")
-        return
-    if action not in ("AutoRenew", "EmailContacts"):
-        raise ValueError(f"lifetime_action must be AutoRenew or EmailContacts, not {action!r}")
-    if action == "AutoRenew" and mode == "external-ca":
-        raise ValueError("Key Vault can only auto-renew certificates it signs (Self or a "
-                         "partner CA), not ones merged from an external CA")
-    if (percentage is None) == (days is None):
-        raise ValueError("give exactly one of lifetime_percentage and days_before_expiry")
-    if percentage is not None and not 1 <= percentage <= 99:
-        raise ValueError(f"lifetime_percentage must be 1-99, not {percentage}")
-    if days is not None and days < 1:
-        raise ValueError(f"days_before_expiry must be at least 1, not {days}")
+    found = lifetime_action_problem(signed_by_key_vault=mode == "self", action=action,
+                                    percentage=percentage, days=days)
+    if found is not None:
+        raise ValueError(found[1])
 
 
 def _key_options(key_type: SpecKeyType) -> dict[str, Any]:

@@ -42,7 +42,6 @@ import kubernetes.client
 import urllib3.exceptions
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
 from kubernetes.client.exceptions import ApiException
 
 from keyward.issuers.base import IssuerError
@@ -55,6 +54,7 @@ from keyward.pki.keys import (
     private_key_pem,
     public_key_der,
 )
+from keyward.pki.subject import subject_name
 from keyward.pki.types import CertificateSpec, IssuedCertificate, Usage
 
 GROUP: Final = "cert-manager.io"
@@ -107,9 +107,13 @@ def requested_usages(spec: CertificateSpec) -> list[str]:
 
 
 def build_csr(spec: CertificateSpec, key: PrivateKey) -> bytes:
-    """A PEM CSR with the spec's common name and DNS/IP SANs (no usage extensions)."""
-    builder = x509.CertificateSigningRequestBuilder().subject_name(
-        x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, spec.common_name)]))
+    """A PEM CSR with the spec's subject (C, ST, L, O, OU, CN) and DNS/IP SANs (no usage
+    extensions). A CertificateRequest has no ``spec.subject`` (a Certificate's
+    ``subject.organizations`` and the rest end up in the CSR the same way): the issuer
+    decides what of the CSR's subject it signs. The CA issuer copies it; a Vault issuer
+    signs through a role whose own fields decide O, OU and the rest; ACME keeps only names.
+    What comes back is checked against the spec before it is installed."""
+    builder = x509.CertificateSigningRequestBuilder().subject_name(subject_name(spec))
     sans: list[x509.GeneralName] = [x509.DNSName(name) for name in spec.dns_names]
     sans += [x509.IPAddress(ipaddress.ip_address(ip)) for ip in spec.ip_addresses]
     if sans:

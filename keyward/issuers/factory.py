@@ -5,7 +5,7 @@ used: those SDKs are extras (``pip install keyward[azure]``)."""
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, assert_never
 
 from keyward.config import (
@@ -22,12 +22,17 @@ from keyward.issuers.vault_pki import VaultPkiIssuer
 from keyward.pki.ca import CertificateAuthority
 
 
-def issuer_factory(vault: Any | None) -> Callable[[str, CertificateSettings], Issuer]:
+def issuer_factory(vault: Any | None, *, azure_options: Mapping[str, Any] | None = None,
+                   ) -> Callable[[str, CertificateSettings], Issuer]:
     """A factory bound to the worker's Vault client (for the Vault PKI issuer)."""
-    return functools.partial(build_issuer, vault=vault)
+    return functools.partial(build_issuer, vault=vault, azure_options=azure_options)
 
 
-def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = None) -> Issuer:
+def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = None,
+                 azure_options: Mapping[str, Any] | None = None) -> Issuer:
+    """The issuer ``cert`` names. ``azure_options`` are the Key Vault ``credential`` and
+    ``client_kwargs`` (default: ``DefaultAzureCredential`` and the SDK's settings), as for
+    the stores."""
     match cert.issuer:
         case LocalCaIssuerSettings() as local:
             return LocalCaIssuer.from_files(local.ca_cert, local.ca_key)
@@ -44,17 +49,25 @@ def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = No
                                      issuer_name=manager.cert_manager_issuer,
                                      issuer_kind=manager.cert_manager_issuer_kind)
         case AzureKeyVaultIssuerSettings() as azure:
-            from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer  # noqa: PLC0415
+            from keyward.issuers.azure_keyvault import (  # noqa: PLC0415
+                AzureKeyVaultIssuer,
+                CsrSigner,
+            )
 
-            if azure.signing_ca is None:
-                return AzureKeyVaultIssuer(azure.azure_vault_url, azure.azure_certificate_name,
-                                           mode="self")
-            # azure_mode = "external-ca": Key Vault holds the key; keyward's CA signs the
-            # CSR it produces.
-            ca = CertificateAuthority.load(*azure.signing_ca)
+            sign_csr: CsrSigner | None = None
+            ca_pem: bytes | None = None
+            if azure.signing_ca is not None:
+                # azure_mode = "external-ca": Key Vault holds the key; keyward's CA signs the
+                # CSR it produces.
+                ca = CertificateAuthority.load(*azure.signing_ca)
+                sign_csr, ca_pem = ca.sign_csr, ca.ca_pem
+            # The settings already refused a lifetime action Key Vault would refuse.
             return AzureKeyVaultIssuer(azure.azure_vault_url, azure.azure_certificate_name,
-                                       mode="external-ca", sign_csr=ca.sign_csr,
-                                       ca_pem=ca.ca_pem)
+                                       mode=azure.azure_mode, sign_csr=sign_csr, ca_pem=ca_pem,
+                                       lifetime_action=azure.azure_lifetime_action,
+                                       lifetime_percentage=azure.azure_lifetime_percentage,
+                                       days_before_expiry=azure.azure_days_before_expiry,
+                                       **dict(azure_options or {}))
         case unknown:
             assert_never(unknown)
 

@@ -9,6 +9,14 @@ allowed. The issuer checks the returned key against ``spec.key_type`` and
 refuses a mismatch as a permanent error: retrying the same role gives the same
 kind of key.
 
+The subject beyond the common name is the role's too. ``<mount>/issue/<role>`` takes a
+``common_name`` and no O, OU, C, ST or L: Vault builds every subject it issues from the
+role's ``organization``, ``ou``, ``country``, ``province``, ``locality``,
+``street_address`` and ``postal_code`` lists (``GenerateCreationBundle`` in
+``builtin/logical/pki/issuing/issue_common.go``), for ``issue`` and ``sign`` alike. A spec
+that asks for any of them is therefore refused before Vault is called (the settings refuse
+it at load), rather than issuing a certificate without them.
+
 Failures Vault may recover from (sealed, 5xx, 429, connection trouble) are
 retryable; refusals (a name the role does not allow, a missing role, a denied
 token) are not. Messages carry Vault's own error text and never the token or
@@ -25,8 +33,13 @@ from cryptography import x509
 
 from keyward.issuers.base import IssuerError
 from keyward.pki.keys import PrivateKeyError, key_type_of, load_private_key
+from keyward.pki.subject import asked_for
 from keyward.pki.types import CertificateSpec, IssuedCertificate
 from keyward.vault.errors import VaultError, vault_errors
+
+#: How an operator sets what the role puts in the subject.
+ROLE_SUBJECT_FIELDS_TEXT = ("vault write <mount>/roles/<role> organization=… ou=… country=… "
+                            "province=… locality=…")
 
 
 class VaultPkiIssuer:
@@ -50,6 +63,12 @@ class VaultPkiIssuer:
         seconds = int(spec.lifetime.total_seconds())
         if seconds <= 0:
             raise IssuerError(f"spec {spec.name!r} has a non-positive lifetime", retryable=False)
+        if wanted := asked_for(spec):
+            labels = ", ".join(label for _, label, _ in wanted)
+            raise IssuerError(
+                f"spec {spec.name!r} asks for {labels} in the subject, which "
+                f"{self._mount}/issue cannot set: the role's fields decide them "
+                f"({ROLE_SUBJECT_FIELDS_TEXT})", retryable=False)
         params: dict[str, Any] = {
             "ttl": f"{seconds}s",
             "format": "pem",

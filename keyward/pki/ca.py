@@ -34,7 +34,6 @@ from keyward.errors import KeywardError
 from keyward.pki.install import atomic_write
 from keyward.pki.keys import (
     MIN_RSA_BITS,
-    PrivateKey,
     PublicKey,
     generate_private_key,
     key_type_of,
@@ -42,6 +41,8 @@ from keyward.pki.keys import (
     private_key_pem,
     public_key_der,
 )
+from keyward.pki.remote import RemoteSigningError, SigningKey, sign_certificate
+from keyward.pki.subject import subject_name
 from keyward.pki.types import CertificateSpec, IssuedCertificate, KeyType, Usage
 
 #: Backdating of ``not_before``, so a peer whose clock runs a little behind the
@@ -91,6 +92,17 @@ def _name(common_name: str) -> x509.Name:
     except ValueError as error:
         # cryptography enforces the X.520 upper bound of 64 characters.
         raise CertificateAuthorityError(f"invalid common name {common_name!r}: {error}") \
+            from None
+
+
+def _subject(spec: CertificateSpec) -> x509.Name:
+    """The leaf's subject: the spec's C, ST, L, O, OU and CN (keyward.pki.subject)."""
+    _name(spec.common_name)  # a bad CN is reported as one
+    try:
+        return subject_name(spec)
+    except ValueError as error:
+        # cryptography enforces the X.520 bounds (a country code of two letters).
+        raise CertificateAuthorityError(f"invalid subject in spec {spec.name!r}: {error}") \
             from None
 
 
@@ -172,11 +184,15 @@ class CertificateAuthority:
     ``chain`` holds the CA certificate's issuers, nearest first; its last entry is
     the trust anchor that goes into ``ca.crt``. A root CA has no chain and is its
     own anchor.
+
+    ``key`` is the private key, or a :class:`~keyward.pki.remote.RemoteSigningKey` for a
+    CA whose key stays in a vault (``keyward.azure.ca``): such a CA signs the same
+    certificates, through the vault, and has no key to :meth:`save`.
     """
 
-    def __init__(self, certificate: x509.Certificate, key: PrivateKey,
+    def __init__(self, certificate: x509.Certificate, key: SigningKey,
                  chain: Sequence[x509.Certificate] = ()) -> None:
-        if public_key_der(certificate.public_key()) != public_key_der(key):
+        if public_key_der(certificate.public_key()) != public_key_der(key.public_key()):
             raise CertificateAuthorityError("the CA key does not belong to the CA certificate")
         if not is_ca(certificate):
             raise CertificateAuthorityError(
@@ -267,6 +283,9 @@ class CertificateAuthority:
         and a certificate of two different CAs, which :meth:`from_pem` refuses (it
         checks that the key belongs to the certificate) instead of signing with them.
         """
+        if not isinstance(self._key, ec.EllipticCurvePrivateKey | rsa.RSAPrivateKey):
+            raise CertificateAuthorityError("the CA key is held remotely: there is no key "
+                                            "file to write")
         atomic_write(Path(key_path), private_key_pem(self._key), mode=0o600)
         atomic_write(Path(cert_path),
                      b"".join(_pem(c) for c in (self._certificate, *self._chain)), mode=0o644)
@@ -274,6 +293,7 @@ class CertificateAuthority:
     def issue(self, spec: CertificateSpec, *, now: datetime | None = None) -> IssuedCertificate:
         """A new key of ``spec.key_type`` and a certificate for it, signed by this CA."""
         names = _subject_alt_names(spec)  # refuse a bad spec before the slow RSA keygen
+        _subject(spec)  # likewise a bad subject
         key = generate_private_key(spec.key_type)
         leaf = self._sign(key.public_key(), spec, names, utc(now))
         return IssuedCertificate(
@@ -316,7 +336,7 @@ class CertificateAuthority:
         not_after = min(now + spec.lifetime, ca.not_valid_after_utc)
         builder = (
             x509.CertificateBuilder()
-            .subject_name(_name(spec.common_name)).issuer_name(ca.subject)
+            .subject_name(_subject(spec)).issuer_name(ca.subject)
             .public_key(public_key).serial_number(x509.random_serial_number())
             .not_valid_before(not_before).not_valid_after(not_after)
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
@@ -329,7 +349,10 @@ class CertificateAuthority:
         if names:
             # An empty SAN extension is invalid (RFC 5280 4.2.1.6): omit it instead.
             builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
-        return builder.sign(self._key, hashes.SHA256())
+        try:
+            return sign_certificate(builder, self._key)
+        except RemoteSigningError as error:
+            raise CertificateAuthorityError(str(error)) from None
 
     def _authority_key_identifier(self) -> x509.AuthorityKeyIdentifier:
         try:

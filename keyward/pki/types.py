@@ -27,6 +27,16 @@ class CertificateSpec:
     usage: Usage = "client"
     lifetime: timedelta = timedelta(days=90)
     key_type: KeyType = "ec-p256"
+    #: The rest of the subject's distinguished name (O and OU may repeat). An issued
+    #: certificate must carry each one asked for (keyward.pki.validate); what is not asked
+    #: for is not checked, since an issuer (a Vault role, cert-manager) may add its own.
+    organization: tuple[str, ...] = ()
+    organizational_unit: tuple[str, ...] = ()
+    #: ISO 3166 alpha-2 (``"DE"``).
+    country: str | None = None
+    #: stateOrProvinceName.
+    state: str | None = None
+    locality: str | None = None
 
 
 @dataclass(frozen=True)

@@ -28,6 +28,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from keyward.errors import KeywardError
 from keyward.pki.ca import is_ca, utc
 from keyward.pki.keys import PrivateKeyError, load_private_key, public_key_der
+from keyward.pki.subject import asked_for
 from keyward.pki.types import CertificateSpec
 
 TlsRole = Literal["client", "server"]
@@ -263,6 +264,7 @@ def _spec_problems(leaf: x509.Certificate, spec: CertificateSpec) -> list[str]:
     if common_names != [spec.common_name]:
         problems.append(f"subject common name is {common_names or 'missing'}, "
                         f"spec {spec.name!r} wants {spec.common_name!r}")
+    problems += _subject_problems(leaf, spec)
     roles: list[TlsRole] = ["client", "server"] if spec.usage == "both" else [spec.usage]
     problems += [f"extended key usage lacks {_EKU_NAME[role]} (spec {spec.name!r} is a "
                  f"{role} certificate)" for role in roles if not _permits(leaf, role)]
@@ -291,3 +293,16 @@ def _dns_matches(pattern: str, name: str) -> bool:
         return False
     head, _, rest = name.partition(".")
     return bool(head) and rest == pattern[2:] and not name.startswith("*")
+
+
+def _subject_problems(leaf: x509.Certificate, spec: CertificateSpec) -> list[str]:
+    """Each subject attribute the spec asks for (C, ST, L, O, OU) with exactly its values,
+    in any order. What the spec leaves out is not checked: a Vault role or a cert-manager
+    issuer may add attributes of its own, and the spec does not forbid them."""
+    problems: list[str] = []
+    for oid, label, wanted in asked_for(spec):
+        found = [str(attribute.value) for attribute in leaf.subject.get_attributes_for_oid(oid)]
+        if sorted(found) != sorted(wanted):
+            problems.append(f"subject {label} is {found or 'missing'}, spec {spec.name!r} "
+                            f"wants {list(wanted)}")
+    return problems

@@ -37,7 +37,9 @@ def spec_for(name: str, cert: CertificateSettings) -> CertificateSpec:
     return CertificateSpec(name=name, common_name=cert.common_name, dns_names=cert.dns_names,
                            ip_addresses=cert.ip_addresses, usage=cert.usage,
                            lifetime=timedelta(hours=cert.lifetime_hours),
-                           key_type=cert.key_type)
+                           key_type=cert.key_type, organization=cert.organization,
+                           organizational_unit=cert.organizational_unit, country=cert.country,
+                           state=cert.state, locality=cert.locality)
 
 
 class Certificates:

@@ -21,6 +21,19 @@ certificate creation" page):
   as the policy's content type says. As in Azure, a non-exportable key is simply left
   out of the value; :attr:`KeyVaultEmulator.deny_secret_get` answers 403 instead, as a
   vault does for an identity without the secrets/get permission.
+* ``PATCH /certificates/{name}/{version}``: a version's ``attributes.enabled`` and tags; a
+  disabled version's secret and key answer 403, as Azure's do;
+* ``POST /keys/{name}/{version}/sign``: the certificate's backing key signs a digest
+  (``ES256`` → the JWS form r‖s, ``RS256`` → PKCS#1 v1.5), which is how a CA whose key is
+  not exportable signs; a policy with ``reuse_key`` makes the new version's key the
+  current version's (what Key Vault does on renewal with reuse_key).
+
+The policy subject is parsed as Key Vault parses it (Microsoft's documented form, not RFC
+4514): ``CN = x, OU = y, O = z, L = l, S = st, C = DE``, RDNs separated by commas (spaces
+allowed round them and the ``=``), a value holding a comma in double quotes, ``S`` or
+``ST`` for the state; an unquoted comma inside a value is "not a valid X500 name". The
+written order is most specific first, so the DER subject is its reverse (C first), as .NET
+encodes such a string.
 
 State lives in memory. The server runs on its own event-loop thread because the
 Azure SDK is synchronous and blocks the calling thread.
@@ -49,9 +62,10 @@ from typing import Any, Final
 from aiohttp import web
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.hazmat.primitives.asymmetric import ec, padding, rsa
+from cryptography.hazmat.primitives.asymmetric.utils import Prehashed, decode_dss_signature
 from cryptography.hazmat.primitives.serialization import pkcs12
-from cryptography.x509.oid import ObjectIdentifier
+from cryptography.x509.oid import NameOID, ObjectIdentifier
 
 from tests.tls_material import ServerTLS
 
@@ -105,6 +119,7 @@ class CertificateVersion:
     policy: dict[str, Any]
     created: int
     tags: dict[str, str] = field(default_factory=dict)
+    enabled: bool = True
 
     @property
     def leaf(self) -> x509.Certificate:
@@ -148,6 +163,8 @@ class KeyVaultEmulator:
         self.self_signed_polls = self_signed_polls
         #: Answer 403 to secret reads, like a vault where the caller lacks secrets/get.
         self.deny_secret_get = False
+        #: Return signatures that do not verify (a vault or proxy that cannot be trusted).
+        self.tamper_signatures = False
         #: HTTP statuses to answer the next authenticated requests with (503, 429...).
         self.inject_statuses: list[int] = []
         self.certificates: dict[str, CertificateEntry] = {}
@@ -169,6 +186,8 @@ class KeyVaultEmulator:
         app.router.add_patch(f"{cert}/policy", self._update_policy)
         app.router.add_get(cert, self._get_certificate)
         app.router.add_get(cert + "/{version:[^/]*}", self._get_certificate)
+        app.router.add_patch(cert + "/{version:[^/]+}", self._update_version)
+        app.router.add_post("/keys/{name}/{version}/sign", self._sign)
         app.router.add_get("/secrets/{name}", self._get_secret)
         app.router.add_get("/secrets/{name}/{version:[^/]*}", self._get_secret)
         return app
@@ -258,7 +277,11 @@ class KeyVaultEmulator:
         if not x509_props.get("subject") and not any(x509_props.get("sans", {}).values()):
             raise VaultError(400, "BadParameter", "Either subject or subject alternative "
                              "names must be specified.")
-        key = _generate_key(policy["key_props"])
+        entry = self.certificates.get(name)
+        current = entry.latest if entry is not None else None
+        key = (current.key if current is not None and policy["key_props"].get("reuse_key")
+               and _same_kind(current.key, policy["key_props"])
+               else _generate_key(policy["key_props"]))
         csr = _build_csr(key, x509_props)
         issuer_name = policy["issuer"]["name"]
         self_signed = issuer_name.lower() == "self"
@@ -271,7 +294,6 @@ class KeyVaultEmulator:
                             "Pending certificate created. Please Perform Merge to complete "
                             "the request."),
             polls_left=self.self_signed_polls, tags=dict(body.get("tags") or {}))
-        entry = self.certificates.get(name)
         if entry is None:
             entry = self.certificates[name] = CertificateEntry(policy)
         entry.policy, entry.pending = policy, operation
@@ -408,6 +430,49 @@ class KeyVaultEmulator:
                              f"{name}/{wanted} was not found in this key vault.")
         return web.json_response(self._bundle(request, name, entry, version, with_policy=False))
 
+    async def _update_version(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        name = self._name(request)
+        entry = self._entry(name)
+        version = self._version(name, entry, request.match_info["version"])
+        attributes = body.get("attributes") or {}
+        if "enabled" in attributes:
+            version.enabled = bool(attributes["enabled"])
+        if body.get("tags") is not None:
+            version.tags = dict(body["tags"])
+        return web.json_response(self._bundle(request, name, entry, version, with_policy=False))
+
+    @staticmethod
+    def _version(name: str, entry: CertificateEntry, wanted: str) -> CertificateVersion:
+        version = next((v for v in entry.versions if v.id == wanted), None)
+        if version is None:
+            raise VaultError(404, "CertificateNotFound", f"A certificate with (name/id) "
+                             f"{name}/{wanted} was not found in this key vault.")
+        return version
+
+    # -- keys -----------------------------------------------------------------------------
+
+    async def _sign(self, request: web.Request, body: dict[str, Any]) -> web.Response:
+        name = self._name(request)
+        entry = self.certificates.get(name)
+        wanted = request.match_info["version"]
+        version = next((v for v in entry.versions if v.id == wanted), None) if entry else None
+        if version is None:
+            raise VaultError(404, "KeyNotFound", f"A key with (name/id) {name}/{wanted} was "
+                             "not found in this key vault.")
+        if not version.enabled:
+            raise VaultError(403, "Forbidden", "Operation sign is not allowed on a disabled "
+                             "key.", "KeyDisabled")
+        try:
+            digest = base64.urlsafe_b64decode(str(body.get("value", "")) + "==")
+        except (binascii.Error, ValueError) as exc:
+            raise VaultError(400, "BadParameter", "value is not base64url.") from exc
+        signature = _sign_digest(version.key, str(body.get("alg", "")), digest)
+        if self.tamper_signatures:
+            signature = bytes([signature[0] ^ 1]) + signature[1:]
+        return web.json_response({
+            "kid": f"{self._base(request)}/keys/{name}/{version.id}",
+            "value": base64.urlsafe_b64encode(signature).decode().rstrip("=")})
+
     # -- secrets --------------------------------------------------------------------------
 
     async def _get_secret(self, request: web.Request, _: dict[str, Any]) -> web.Response:
@@ -425,6 +490,9 @@ class KeyVaultEmulator:
         if version is None:
             raise VaultError(404, "SecretNotFound", f"A secret with (name/id) {name} was not "
                              "found in this key vault.")
+        if not version.enabled:
+            raise VaultError(403, "Forbidden", "Operation get is not allowed on a disabled "
+                             "secret.", "SecretDisabled")
         content_type = version.policy["secret_props"]["contentType"]
         exportable = bool(version.policy["key_props"].get("exportable"))
         base = self._base(request)
@@ -557,7 +625,7 @@ def _policy_from_certificate(leaf: x509.Certificate, key: PrivateKey,
         key_props.update(kty="RSA", key_size=key.key_size)
     policy["key_props"] = key_props
     lifetime = leaf.not_valid_after_utc - leaf.not_valid_before_utc
-    x509_props: dict[str, Any] = {"subject": leaf.subject.rfc4514_string(),
+    x509_props: dict[str, Any] = {"subject": _key_vault_subject(leaf.subject),
                                   "validity_months": max(1, round(lifetime.days / 30))}
     try:
         san = leaf.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
@@ -584,11 +652,71 @@ def _generate_key(key_props: dict[str, Any]) -> PrivateKey:
     return rsa.generate_private_key(public_exponent=65537, key_size=key_props["key_size"])
 
 
+_SUBJECT_TYPES: Final[dict[str, ObjectIdentifier]] = {
+    "CN": NameOID.COMMON_NAME, "O": NameOID.ORGANIZATION_NAME,
+    "OU": NameOID.ORGANIZATIONAL_UNIT_NAME, "L": NameOID.LOCALITY_NAME,
+    "S": NameOID.STATE_OR_PROVINCE_NAME, "ST": NameOID.STATE_OR_PROVINCE_NAME,
+    "C": NameOID.COUNTRY_NAME, "E": NameOID.EMAIL_ADDRESS, "DC": NameOID.DOMAIN_COMPONENT,
+    "STREET": NameOID.STREET_ADDRESS, "SERIALNUMBER": NameOID.SERIAL_NUMBER}
+_RDN: Final = re.compile(r'\s*([A-Za-z]+)\s*=\s*("[^"]*"|[^,;"]*?)\s*(?:[,;]|$)')
+
+
 def _subject(x509_props: dict[str, Any]) -> x509.Name:
-    try:
-        return x509.Name.from_rfc4514_string(x509_props.get("subject") or "")
-    except ValueError as exc:
-        raise VaultError(400, "BadParameter", "The subject is not a valid X.500 name.") from exc
+    """The policy's subject, read the way Key Vault reads it (see the module docstring)."""
+    text = str(x509_props.get("subject") or "")
+    invalid = VaultError(400, "BadParameter", "The subject name provided is not a valid X500 "
+                         "name.")
+    attributes: list[x509.NameAttribute] = []
+    position = 0
+    while position < len(text):
+        match = _RDN.match(text, position)
+        if match is None or match.end() == position or match.group(1).upper() \
+                not in _SUBJECT_TYPES:
+            raise invalid
+        value = match.group(2)
+        value = value[1:-1] if value.startswith('"') else value
+        try:
+            attributes.append(x509.NameAttribute(_SUBJECT_TYPES[match.group(1).upper()], value))
+        except ValueError as exc:  # an empty value, a country code not of two letters
+            raise invalid from exc
+        position = match.end()
+    return x509.Name(list(reversed(attributes)))
+
+
+def _key_vault_subject(name: x509.Name) -> str:
+    """An imported certificate's subject as the policy reports it (the same syntax)."""
+    labels = {oid: label for label, oid in _SUBJECT_TYPES.items() if label != "ST"}
+    parts = []
+    for attribute in reversed(list(name)):
+        value = str(attribute.value)
+        quoted = f'"{value}"' if set(value) & set(',;+=<>#') else value
+        parts.append(f"{labels.get(attribute.oid, attribute.oid.dotted_string)}={quoted}")
+    return ", ".join(parts)
+
+
+def _same_kind(key: PrivateKey, key_props: dict[str, Any]) -> bool:
+    """Whether an existing key is of the kind a policy asks for (reuse_key needs that)."""
+    if isinstance(key, ec.EllipticCurvePrivateKey):
+        return str(key_props["kty"]).upper().startswith("EC") and \
+            _CURVES[key_props["crv"]].name == key.curve.name
+    return str(key_props["kty"]).upper().startswith("RSA") and \
+        key_props["key_size"] == key.key_size
+
+
+def _sign_digest(key: PrivateKey, algorithm: str, digest: bytes) -> bytes:
+    """Key Vault's sign: ES256 answers r‖s (JWS, RFC 7518 3.4), RS256 PKCS#1 v1.5."""
+    if len(digest) != 32:
+        raise VaultError(400, "BadParameter", "The digest length does not match the "
+                         "algorithm.")
+    prehashed = Prehashed(hashes.SHA256())
+    if algorithm == "ES256" and isinstance(key, ec.EllipticCurvePrivateKey) \
+            and isinstance(key.curve, ec.SECP256R1):
+        r, s = decode_dss_signature(key.sign(digest, ec.ECDSA(prehashed)))
+        return r.to_bytes(32, "big") + s.to_bytes(32, "big")
+    if algorithm == "RS256" and isinstance(key, rsa.RSAPrivateKey):
+        return key.sign(digest, padding.PKCS1v15(), prehashed)
+    raise VaultError(400, "BadParameter", f"Algorithm {algorithm!r} is not valid for this "
+                     "key.")
 
 
 def _extensions(x509_props: dict[str, Any]) -> list[tuple[x509.ExtensionType, bool]]:
@@ -689,7 +817,7 @@ def _secret_value(version: CertificateVersion, content_type: str, *, exportable:
 
 
 def _attributes(version: CertificateVersion) -> dict[str, Any]:
-    return {"enabled": True,
+    return {"enabled": version.enabled,
             "nbf": int(version.leaf.not_valid_before_utc.timestamp()),
             "exp": int(version.leaf.not_valid_after_utc.timestamp()),
             "created": version.created, "updated": version.created,

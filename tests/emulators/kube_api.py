@@ -131,12 +131,15 @@ class TestCA:
         return self.cert.public_bytes(serialization.Encoding.PEM)
 
     def sign(self, csr: x509.CertificateSigningRequest, *, usages: list[str],
-             lifetime: dt.timedelta) -> x509.Certificate:
+             lifetime: dt.timedelta, whole_subject: bool = True) -> x509.Certificate:
         """Sign like cert-manager's CA issuer: subject and SANs from the CSR, usages from
-        the CertificateRequest."""
+        the CertificateRequest. ``whole_subject=False`` keeps only the CSR's common name,
+        as an ACME issuer does (or a Vault issuer whose role sets no O, OU, …)."""
         now = dt.datetime.now(dt.UTC)
         ku = set(usages)
-        builder = (x509.CertificateBuilder().subject_name(csr.subject)
+        subject = csr.subject if whole_subject else x509.Name(
+            csr.subject.get_attributes_for_oid(NameOID.COMMON_NAME))
+        builder = (x509.CertificateBuilder().subject_name(subject)
                    .issuer_name(self.cert.subject).public_key(csr.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(now).not_valid_after(now + lifetime)
@@ -212,6 +215,8 @@ class FakeKubeApi:
     outcome_message: str = "denied by policy: common name not allowed"
     #: False makes every cert-manager.io URL 404, as when the CRDs are not installed.
     crd_installed: bool = True
+    #: False signs only the CSR's common name into the subject (see TestCA.sign).
+    whole_subject: bool = True
     ca: TestCA = field(default_factory=TestCA.create)
 
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
@@ -604,7 +609,8 @@ class FakeKubeApi:
         csr = x509.load_pem_x509_csr(base64.b64decode(spec["request"]))
         lifetime = parse_go_duration(spec.get("duration", "2160h0m0s"))
         usages = spec.get("usages") or ["digital signature", "key encipherment"]
-        cert = self.ca.sign(csr, usages=usages, lifetime=lifetime)
+        cert = self.ca.sign(csr, usages=usages, lifetime=lifetime,
+                            whole_subject=self.whole_subject)
         pem = cert.public_bytes(serialization.Encoding.PEM)
         status = cr["status"]
         status["certificate"] = base64.b64encode(pem).decode()

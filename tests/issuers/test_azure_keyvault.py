@@ -8,17 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import time
-import uuid
 from collections.abc import Iterator
-from contextlib import ExitStack
-from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from azure.core.credentials import AccessToken
+from azure.core.exceptions import HttpResponseError
 from azure.core.rest import HttpRequest
 from azure.keyvault.certificates import (
     CertificateClient,
@@ -28,8 +24,6 @@ from azure.keyvault.certificates import (
     KeyType,
     LifetimeAction,
 )
-from azure.keyvault.certificates._shared import http_challenge_cache as certificate_challenges
-from azure.keyvault.secrets._shared import http_challenge_cache as secret_challenges
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
@@ -38,37 +32,35 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from temporalio.testing import ActivityEnvironment
 
 from activities.certificates import CertificateActivities
-from keyward.config import CertificateSettings, Settings
+from keyward.config import CertificateSettings, Settings, load_settings
+from keyward.contracts import failures
 from keyward.contracts.certificates import CertificateRef
+from keyward.errors import KeywardError
 from keyward.issuers.azure_keyvault import AzureKeyVaultIssuer, validity_in_months
 from keyward.issuers.base import IssuerError
 from keyward.issuers.factory import build_issuer
 from keyward.pki.ca import CertificateAuthority, CertificateAuthorityError
 from keyward.pki.types import CertificateSpec, IssuedCertificate
+from keyward.pki.validate import validate_pair
+from keyward.services.certificates import Certificates, spec_for
 from keyward.stores.azure_keyvault import import_to_key_vault
+from keyward.stores.factory import store_for
 from keyward_devstack.processes import free_port
-from tests.emulators.azure_keyvault import KeyVaultEmulator, RunningVault, serve
+from tests.emulators.azure_keyvault import RunningVault
+from tests.issuers.akv_support import (
+    TOKEN,
+    FixedTokenCredential,
+    connection,
+    forget_challenges,
+    running_vault,
+)
 from tests.tls_material import ServerTLS, make_server_tls
 
-TOKEN = f"kw-test-token-{uuid.uuid4().hex}"
 SPEC = CertificateSpec(name="worker", common_name="worker-1.keyward.test",
                        dns_names=("worker-1.keyward.test", "worker.internal"))
 
 
 # -- test doubles -------------------------------------------------------------------------------
-
-
-@dataclass
-class FixedTokenCredential:
-    """A ``TokenCredential`` that always returns one token and remembers what it was asked."""
-
-    token: str
-    requests: list[tuple[tuple[str, ...], str | None]] = field(default_factory=list)
-
-    def get_token(self, *scopes: str, claims: str | None = None, tenant_id: str | None = None,
-                  enable_cae: bool = False, **kwargs: Any) -> AccessToken:
-        self.requests.append((scopes, tenant_id))
-        return AccessToken(self.token, int(time.time()) + 3600)
 
 
 def _name(cn: str) -> x509.Name:
@@ -125,9 +117,7 @@ class SigningCA:
 
 @pytest.fixture(autouse=True)
 def _forget_challenges() -> None:
-    """The SDK caches each vault's challenge process-wide; a reused port must start afresh."""
-    certificate_challenges.clear()
-    secret_challenges.clear()
+    forget_challenges()
 
 
 @pytest.fixture(scope="module")
@@ -138,28 +128,13 @@ def tls(tmp_path_factory: pytest.TempPathFactory) -> ServerTLS:
 @pytest.fixture
 def vault(tls: ServerTLS) -> Iterator[RunningVault]:
     """A fresh emulator per test (the challenge test needs a vault nobody has talked to)."""
-    with ExitStack() as stack:
-        for attempt in range(3):  # free_port() can lose a race with another process
-            try:
-                running = stack.enter_context(
-                    serve(KeyVaultEmulator(accepted_tokens={TOKEN}), tls, port=free_port()))
-            except OSError:
-                if attempt == 2:
-                    raise
-                continue
-            break
+    with running_vault(tls) as running:
         yield running
 
 
 @pytest.fixture
 def credential() -> FixedTokenCredential:
     return FixedTokenCredential(TOKEN)
-
-
-def connection(vault: RunningVault, **extra: Any) -> dict[str, Any]:
-    """Client options for the emulator: its CA, a non-Azure host, no SDK-level retries."""
-    return {"verify_challenge_resource": False, "connection_verify": vault.ca_path,
-            "retry_total": 0, **extra}
 
 
 def make_issuer(vault: RunningVault, credential: FixedTokenCredential, *,
@@ -561,7 +536,7 @@ def test_policy_update_sets_named_sections_and_keeps_the_rest(
     ({"mode": "external-ca"}, "sign_csr"),
     ({"lifetime_action": "EmailContacts"}, "exactly one"),
     ({"lifetime_action": "EmailContacts", "lifetime_percentage": 100}, "1-99"),
-    ({"lifetime_percentage": 80}, "need a lifetime_action"),
+    ({"lifetime_percentage": 80}, "needs lifetime_action"),
 ])
 def test_configuration_mistakes_fail_at_construction(arguments: dict[str, Any],
                                                      problem: str) -> None:
@@ -666,3 +641,124 @@ def test_renewal_activities_install_into_and_read_back_from_key_vault(
     assert seen.present
     assert seen.serial == installed.serial
     assert seen.problem is None
+
+
+# -- the whole distinguished name ---------------------------------------------------------------
+
+NAMED = dataclasses.replace(SPEC, organization=("Acme, Inc.", "Acme Labs"),
+                            organizational_unit=("Platform",), country="DE", state="Berlin",
+                            locality="Berlin-Mitte", lifetime=timedelta(days=30))
+
+
+def subject_values(certificate: x509.Certificate) -> dict[str, list[str]]:
+    values: dict[str, list[str]] = {}
+    for attribute in certificate.subject:
+        values.setdefault(attribute.rfc4514_attribute_name, []).append(str(attribute.value))
+    return values
+
+
+def test_the_whole_subject_reaches_the_policy_and_the_certificate(
+        vault: RunningVault, credential: FixedTokenCredential) -> None:
+    """C, ST, L, two Os (one with a comma) and OU go into the policy in Key Vault's own
+    syntax, and the certificate Key Vault signs carries them and passes validation."""
+    issued = make_issuer(vault, credential).issue(NAMED)
+
+    assert vault.emulator.policy_of("worker-cert")["x509_props"]["subject"] == (
+        'CN=worker-1.keyward.test, OU=Platform, O="Acme, Inc.", O=Acme Labs, '
+        "L=Berlin-Mitte, S=Berlin, C=DE")
+    (leaf,), _ = load(issued)
+    assert subject_values(leaf) == {"C": ["DE"], "ST": ["Berlin"], "L": ["Berlin-Mitte"],
+                                    "O": ["Acme Labs", "Acme, Inc."], "OU": ["Platform"],
+                                    "CN": ["worker-1.keyward.test"]}
+    validate_pair(issued.certificate_pem, issued.private_key_pem, ca_pem=issued.ca_pem,
+                  now=dt.datetime.now(dt.UTC), spec=NAMED)
+
+
+def test_the_rfc_4514_spelling_of_a_comma_is_not_what_key_vault_reads(
+        vault: RunningVault, credential: FixedTokenCredential) -> None:
+    """Why the issuer quotes instead: Key Vault refuses ``O=Acme\\, Inc.`` as no X.500
+    name (Microsoft documents the quoted form; the emulator reads subjects as Key Vault)."""
+    rfc4514 = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "Acme, Inc."),
+                         x509.NameAttribute(NameOID.COMMON_NAME, "w")]).rfc4514_string()
+    with sdk_client(vault, credential) as client, pytest.raises(HttpResponseError) as caught:
+        client.begin_create_certificate("w", CertificatePolicy(issuer_name="Self",
+                                                               subject=rfc4514))
+    assert caught.value.status_code == 400
+    assert "not a valid X500 name" in str(caught.value)
+
+
+class CommonNameOnlyCA:
+    """An outside CA that signs the vault's CSR with the common name only, as many do."""
+
+    def __init__(self) -> None:
+        self.ca = CertificateAuthority.bootstrap("CN-only CA")
+
+    def sign_csr(self, csr_der: bytes, spec: CertificateSpec) -> bytes:
+        return self.ca.sign_csr(csr_der, CertificateSpec(
+            name=spec.name, common_name=spec.common_name, dns_names=spec.dns_names,
+            lifetime=spec.lifetime))
+
+
+def test_a_key_vault_certificate_without_the_asked_for_subject_is_not_installed(
+        vault: RunningVault, credential: FixedTokenCredential, tmp_path: Path) -> None:
+    """Renewal refuses a certificate that lacks the O, OU, … the settings ask for, naming
+    each, and leaves the installed files alone."""
+    outside = CommonNameOnlyCA()
+    cert = CertificateSettings(common_name=NAMED.common_name, dns_names=NAMED.dns_names,
+                               organization=NAMED.organization, country="DE",
+                               directory=tmp_path / "certs", ca_cert=tmp_path / "ca.crt",
+                               ca_key=tmp_path / "ca.key", lifetime_hours=24)
+    certificates = Certificates(
+        dataclasses.replace(Settings(), certificates={"worker": cert}),
+        lambda name, _cert: make_issuer(vault, credential, mode="external-ca",
+                                        sign_csr=outside.sign_csr, ca_pem=outside.ca.ca_pem),
+        store_for)
+
+    with pytest.raises(KeywardError) as caught:
+        certificates.issue_and_install("worker")
+
+    assert caught.value.failure_type == failures.CERTIFICATE_INVALID
+    assert "NOT installed" in str(caught.value)
+    assert "subject C is missing, spec 'worker' wants ['DE']" in str(caught.value)
+    assert "subject O is missing, spec 'worker' wants ['Acme, Inc.', 'Acme Labs']" in str(
+        caught.value)
+    assert not (tmp_path / "certs").exists()
+
+
+# -- Key Vault's lifetime action from settings --------------------------------------------------
+
+
+@pytest.mark.parametrize(("table", "action", "days", "percentage"), [
+    ({"azure_lifetime_action": "AutoRenew", "azure_days_before_expiry": 30},
+     "AutoRenew", 30, None),
+    ({"azure_lifetime_action": "EmailContacts", "azure_lifetime_percentage": 75},
+     "EmailContacts", None, 75),
+    ({"azure_mode": "external-ca", "azure_lifetime_action": "EmailContacts",
+      "azure_days_before_expiry": 10}, "EmailContacts", 10, None),
+])
+def test_the_lifetime_action_in_the_settings_is_the_vaults_policy(
+        vault: RunningVault, credential: FixedTokenCredential, tmp_path: Path,
+        table: dict[str, Any], action: str, days: int | None, percentage: int | None) -> None:
+    """azure_lifetime_action with its trigger, from a settings file, through the issuer the
+    factory builds, is what the vault's policy holds afterwards (read with the SDK)."""
+    ca = CertificateAuthority.bootstrap("akv lifetime CA")
+    ca.save(tmp_path / "ca.crt", tmp_path / "ca.key")
+    lines = {"common_name": "keyward-worker", "issuer": "azure-keyvault",
+             "azure_vault_url": vault.url, "azure_certificate_name": "worker-cert",
+             "directory": str(tmp_path / "certs"), "lifetime_hours": 2160, **table}
+    if table.get("azure_mode") == "external-ca":
+        lines |= {"ca_cert": str(tmp_path / "ca.crt"), "ca_key": str(tmp_path / "ca.key")}
+    path = tmp_path / "keyward.toml"
+    path.write_text("[certificates.worker]\n" + "".join(
+        f"{key} = {value!r}\n".replace("'", '"') for key, value in lines.items()))
+    cert = load_settings(path, env={}).certificates["worker"]
+
+    issuer = build_issuer("worker", cert, azure_options={
+        "credential": credential, "client_kwargs": connection(vault), "polling_interval": 0.01})
+    issuer.issue(spec_for("worker", cert))
+
+    with sdk_client(vault, credential) as client:
+        policy = client.get_certificate_policy("worker-cert")
+    assert policy.lifetime_actions is not None
+    assert [(a.action, a.days_before_expiry, a.lifetime_percentage)
+            for a in policy.lifetime_actions] == [(action, days, percentage)]

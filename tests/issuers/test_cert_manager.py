@@ -4,9 +4,11 @@ server with a simulated cert-manager controller (tests/emulators/kube_api.py).""
 from __future__ import annotations
 
 import base64
+import dataclasses
 import ipaddress
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import kubernetes.client
 import pytest
@@ -14,9 +16,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from keyward.config import CertificateSettings, Settings
+from keyward.contracts import failures
+from keyward.errors import KeywardError
 from keyward.issuers.base import IssuerError
 from keyward.issuers.cert_manager import CertManagerIssuer, go_duration
 from keyward.pki.types import CertificateSpec
+from keyward.pki.validate import validate_pair
+from keyward.services.certificates import Certificates
+from keyward.stores.factory import store_for
 from keyward_devstack.processes import free_port
 from tests.emulators.kube_api import FakeKubeApi, RunningKubeApi, api_client_for, serve
 
@@ -273,3 +281,51 @@ def test_sub_second_lifetime_is_rejected() -> None:
     """A lifetime under a second is a configuration bug, not something to request."""
     with pytest.raises(ValueError, match="shorter than a second"):
         go_duration(timedelta(milliseconds=500))
+
+
+NAMED = CertificateSpec(name="worker", common_name="worker.temporal.internal",
+                        dns_names=("worker.temporal.internal",),
+                        organization=("Acme, Inc.", "Acme Labs"), organizational_unit=("Ops",),
+                        country="DE", state="Berlin", locality="Berlin-Mitte",
+                        lifetime=timedelta(days=30))
+
+
+def test_the_whole_subject_goes_into_the_csr_and_comes_back(
+        kube: RunningKubeApi, api: kubernetes.client.ApiClient) -> None:
+    """C, ST, L, both Os and OU are in the CSR's subject (what a CertificateRequest has in
+    place of a Certificate's spec.subject); the CA issuer signs them and the pair validates."""
+    issued = make_issuer(api).issue(NAMED)
+
+    request_spec = only_request(kube.fake)["spec"]
+    assert isinstance(request_spec, dict)
+    csr = x509.load_pem_x509_csr(base64.b64decode(request_spec["request"]))
+    assert csr.subject.rfc4514_string() == (
+        "CN=worker.temporal.internal,OU=Ops,O=Acme Labs,O=Acme\\, Inc.,L=Berlin-Mitte,"
+        "ST=Berlin,C=DE")
+    leaf = x509.load_pem_x509_certificate(issued.certificate_pem)
+    assert leaf.subject == csr.subject
+    validate_pair(issued.certificate_pem, issued.private_key_pem, ca_pem=issued.ca_pem,
+                  now=datetime.now(UTC), spec=NAMED)
+
+
+def test_an_issuer_that_drops_the_subject_gets_nothing_installed(
+        kube: RunningKubeApi, api: kubernetes.client.ApiClient, tmp_path: Path) -> None:
+    """A cert-manager issuer that signs the common name only (ACME, a Vault role without
+    O/OU) fails renewal validation: each missing attribute named, no file written."""
+    kube.fake.whole_subject = False
+    cert = CertificateSettings(common_name=NAMED.common_name, dns_names=NAMED.dns_names,
+                               organization=NAMED.organization, organizational_unit=("Ops",),
+                               issuer="cert-manager", kubernetes_namespace=NAMESPACE,
+                               cert_manager_issuer="keyward-ca", directory=tmp_path / "certs",
+                               lifetime_hours=720)
+    certificates = Certificates(dataclasses.replace(Settings(), certificates={"worker": cert}),
+                                lambda _name, _cert: make_issuer(api), store_for)
+
+    with pytest.raises(KeywardError) as caught:
+        certificates.issue_and_install("worker")
+
+    assert caught.value.failure_type == failures.CERTIFICATE_INVALID
+    assert "subject O is missing, spec 'worker' wants ['Acme, Inc.', 'Acme Labs']" in str(
+        caught.value)
+    assert "subject OU is missing, spec 'worker' wants ['Ops']" in str(caught.value)
+    assert not (tmp_path / "certs").exists()

@@ -179,3 +179,20 @@ def test_intermediates_are_sent_and_the_root_becomes_ca_pem() -> None:
     assert issued.ca_pem == root_pem
     validate_pair(issued.certificate_pem, issued.private_key_pem, ca_pem=issued.ca_pem,
                   now=datetime.now(UTC), spec=CLIENT_SPEC)
+
+
+@pytest.mark.parametrize("subject", [
+    {"organization": ("Acme",)}, {"organizational_unit": ("Ops",)}, {"country": "DE"},
+    {"state": "Berlin"}, {"locality": "Berlin"}])
+def test_a_spec_asking_for_more_than_the_common_name_is_refused_before_vault(
+        subject: dict[str, Any]) -> None:
+    """pki/issue takes only the CN; O, OU, C, ST and L come from the role's fields. A spec
+    asking for them is refused (permanently, naming the role's fields) without a request:
+    the client here points nowhere, so any request would fail as retryable."""
+    issuer = VaultPkiIssuer(hvac.Client(url="http://127.0.0.1:9"), mount="pki", role="r")
+
+    with pytest.raises(IssuerError, match=r"cannot set: the role's fields decide them "
+                                          r"\(vault write <mount>/roles/<role> organization=") \
+            as caught:
+        issuer.issue(replace(CLIENT_SPEC, **subject))
+    assert not caught.value.retryable

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 
+from keyward.config import CertificateSettings, Settings
 from keyward.issuers.base import Issuer, IssuerError
+from keyward.issuers.factory import build_issuer
 from keyward.issuers.local_ca import LocalCaIssuer
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.types import CertificateSpec
 from keyward.pki.validate import validate_pair
+from keyward.services.certificates import Certificates
+from keyward.stores.factory import store_for
 
 SPEC = CertificateSpec(name="worker", common_name="keyward-worker")
 
@@ -66,3 +71,22 @@ def test_an_expired_ca_is_not_retryable() -> None:
     with pytest.raises(IssuerError, match="not valid at") as caught:
         LocalCaIssuer(expired).issue(SPEC)
     assert not caught.value.retryable
+
+
+def test_the_settings_subject_is_issued_and_installed(ca_files: tuple[Path, Path],
+                                                      tmp_path: Path) -> None:
+    """organization, organizational_unit, country, state and locality in a certificate's
+    settings reach the installed certificate's subject, and the pair inspects as healthy."""
+    cert = CertificateSettings(common_name="keyward-worker", organization=["Acme, Inc.", "Labs"],
+                               organizational_unit="Ops", country="de", state="Berlin",
+                               locality="Berlin-Mitte", ca_cert=ca_files[0],
+                               ca_key=ca_files[1], directory=tmp_path / "certs")
+    certificates = Certificates(dataclasses.replace(Settings(), certificates={"worker": cert}),
+                                build_issuer, store_for)
+
+    renewed = certificates.issue_and_install("worker")
+
+    assert renewed.subject == ("CN=keyward-worker,OU=Ops,O=Labs,O=Acme\\, Inc.,"
+                               "L=Berlin-Mitte,ST=Berlin,C=DE")
+    seen = certificates.inspect("worker")
+    assert (seen.present, seen.problem, seen.serial) == (True, None, renewed.serial)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import timedelta
 
 import pytest
@@ -204,3 +205,58 @@ def test_naive_now_is_refused(client: IssuedCertificate) -> None:
     with pytest.raises(ValueError, match="timezone-aware"):
         validate_pair(client.certificate_pem, client.private_key_pem, ca_pem=client.ca_pem,
                       now=NOW.replace(tzinfo=None))
+
+
+NAMED = CertificateSpec(name="worker", common_name="keyward-worker",
+                        organization=("Acme, Inc.", "Acme Labs"), organizational_unit=("Ops",),
+                        country="DE", state="Berlin", locality="Berlin-Mitte")
+
+
+def test_the_subject_carries_every_attribute_the_spec_asks_for(
+        ca: CertificateAuthority) -> None:
+    """A leaf with the spec's C, ST, L, both O and OU passes, whatever the order of the Os."""
+    issued = ca.issue(NAMED, now=NOW)
+    reordered = dataclasses.replace(NAMED, organization=("Acme Labs", "Acme, Inc."))
+
+    assert problems(issued, spec=NAMED) == []
+    assert problems(issued, spec=reordered) == []
+    assert summarize(issued.certificate_pem).subject == (
+        "CN=keyward-worker,OU=Ops,O=Acme Labs,O=Acme\\, Inc.,L=Berlin-Mitte,ST=Berlin,C=DE")
+
+
+@pytest.mark.parametrize(("changes", "problem"), [
+    ({"organization": ("Acme, Inc.", "Acme Labs", "Acme Research")},
+     "subject O is ['Acme, Inc.', 'Acme Labs'], spec 'worker' wants "
+     "['Acme, Inc.', 'Acme Labs', 'Acme Research']"),
+    ({"organizational_unit": ("Security",)},
+     "subject OU is ['Ops'], spec 'worker' wants ['Security']"),
+    ({"country": "FR"}, "subject C is ['DE'], spec 'worker' wants ['FR']"),
+    ({"state": "Bayern"}, "subject ST is ['Berlin'], spec 'worker' wants ['Bayern']"),
+    ({"locality": "Berlin"}, "subject L is ['Berlin-Mitte'], spec 'worker' wants ['Berlin']"),
+])
+def test_a_subject_attribute_that_differs_is_refused(ca: CertificateAuthority,
+                                                     changes: dict[str, object],
+                                                     problem: str) -> None:
+    """Each attribute is compared with what the spec asks for, values and count."""
+    issued = ca.issue(NAMED, now=NOW)
+    assert problems(issued, spec=dataclasses.replace(NAMED, **changes)) == [problem]
+
+
+def test_a_subject_that_lacks_an_asked_for_attribute_is_refused(
+        client: IssuedCertificate) -> None:
+    """A CN-only certificate does not satisfy a spec asking for O, OU, C, ST and L: each
+    missing one is its own problem."""
+    assert problems(client, spec=NAMED) == [
+        "subject C is missing, spec 'worker' wants ['DE']",
+        "subject ST is missing, spec 'worker' wants ['Berlin']",
+        "subject L is missing, spec 'worker' wants ['Berlin-Mitte']",
+        "subject O is missing, spec 'worker' wants ['Acme, Inc.', 'Acme Labs']",
+        "subject OU is missing, spec 'worker' wants ['Ops']",
+    ]
+
+
+def test_attributes_the_spec_does_not_ask_for_are_not_checked(
+        ca: CertificateAuthority) -> None:
+    """An issuer may add O, OU and the rest (a Vault role does): a spec without them passes."""
+    issued = ca.issue(NAMED, now=NOW)
+    assert problems(issued, spec=CLIENT) == []

@@ -567,3 +567,149 @@ def test_temporal_tls_pair_goes_together(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         load_settings(write(tmp_path, '[temporal]\ntls_cert = "c.pem"\n'), env={})
     assert caught.value.setting == "temporal.tls_key"
+
+
+def test_the_rest_of_the_subject_is_read_from_a_certificate_table(tmp_path: Path) -> None:
+    """organization / organizational_unit: one name (commas and all) or a list; country
+    two letters, in capitals; state and locality one name each."""
+    path = write(tmp_path, certificate_table() + 'organization = "Acme, Inc."\n'
+                 'organizational_unit = ["Ops", "Security"]\ncountry = "de"\n'
+                 'state = "Berlin"\nlocality = "Berlin-Mitte"\n')
+    cert = load_settings(path, env={}).certificates["w"]
+    assert (cert.organization, cert.organizational_unit, cert.country, cert.state,
+            cert.locality) == (("Acme, Inc.",), ("Ops", "Security"), "DE", "Berlin",
+                               "Berlin-Mitte")
+    bare = load_settings(write(tmp_path, certificate_table()), env={}).certificates["w"]
+    assert (bare.organization, bare.organizational_unit, bare.country, bare.state,
+            bare.locality) == ((), (), None, None, None)
+
+
+AZURE = {"issuer": "azure-keyvault", "azure_vault_url": "https://kv.vault.azure.net",
+         "azure_certificate_name": "w", "ca_cert": "", "ca_key": ""}
+
+
+@pytest.mark.parametrize(("lines", "message"), [
+    ('country = "DEU"\n',
+     "certificates.w.country: must be a two-letter ISO 3166 country code such as 'DE' "
+     "(got 'DEU')"),
+    ('country = "D1"\n',
+     "certificates.w.country: must be a two-letter ISO 3166 country code such as 'DE' "
+     "(got 'D1')"),
+    (f'organization = "{"x" * 65}"\n',
+     f"certificates.w.organization: must be at most 64 characters (got '{'x' * 65}')"),
+    (f'state = "{"x" * 129}"\n',
+     f"certificates.w.state: must be at most 128 characters (got '{'x' * 129}')"),
+    ('organizational_unit = ["Ops", " "]\n',
+     "certificates.w.organizational_unit: must not be empty (got ['Ops', ' '])"),
+    ('organization = 5\n',
+     "certificates.w.organization: must be a string or a list of strings (got 5)"),
+])
+def test_bad_subject_values_are_refused_with_one_line(tmp_path: Path, lines: str,
+                                                      message: str) -> None:
+    """Each subject attribute is checked against X.520's bounds at load."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, certificate_table() + lines), env={})
+    assert str(caught.value) == "invalid setting " + message
+
+
+@pytest.mark.parametrize("field", ["organization", "organizational_unit", "country", "state",
+                                   "locality"])
+def test_vault_pki_refuses_subject_attributes_because_the_role_decides(tmp_path: Path,
+                                                                        field: str) -> None:
+    """Vault's pki/issue cannot set O, OU, C, ST or L: asking for one is a load error that
+    says which role field decides it, not a certificate silently issued without it."""
+    role_field = {"organizational_unit": "ou", "state": "province"}.get(field, field)
+    table = certificate_table(issuer="vault-pki", vault_pki_role="workers", ca_cert="",
+                              ca_key="", **{field: "DE"})
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, table), env={})
+    assert caught.value.setting == f"certificates.w.{field}"
+    assert caught.value.problem == (
+        f"issuer = 'vault-pki' cannot set it: Vault's pki/issue takes only the common name, "
+        f"and the role's '{role_field}' field decides what every certificate it issues "
+        f"carries (vault write pki/roles/workers {role_field}=…); remove {field} here")
+
+
+def test_key_vault_refuses_a_subject_its_syntax_cannot_carry(tmp_path: Path) -> None:
+    """A double quote (or backslash) has no agreed spelling in Key Vault's subject string."""
+    table = certificate_table(**AZURE) + """organization = 'Say "cheese"'\n"""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, table), env={})
+    assert caught.value.setting == "certificates.w.organization"
+    assert "double quote or a backslash" in caught.value.problem
+
+
+def test_key_vaults_lifetime_action_is_read_into_the_issuer(tmp_path: Path) -> None:
+    """azure_lifetime_action and its trigger belong to the azure-keyvault issuer."""
+    table = certificate_table(**AZURE, azure_lifetime_action="AutoRenew") + \
+        "azure_days_before_expiry = 30\n"
+    issuer = load_settings(write(tmp_path, table), env={}).certificates["w"].issuer
+    assert issuer == AzureKeyVaultIssuerSettings(
+        azure_vault_url="https://kv.vault.azure.net", azure_certificate_name="w",
+        azure_lifetime_action="AutoRenew", azure_days_before_expiry=30)
+
+
+@pytest.mark.parametrize(("values", "lines", "message"), [
+    ({"azure_lifetime_action": "AutoRenew", "azure_mode": "external-ca", "ca_cert": "ca.pem",
+      "ca_key": "ca.key"}, "azure_days_before_expiry = 30\n",
+     "certificates.w.azure_lifetime_action: Key Vault can only auto-renew certificates it "
+     "signs (Self or a partner CA), not ones merged from an external CA"),
+    ({"azure_lifetime_action": "EmailContacts"}, "",
+     "certificates.w.azure_lifetime_action: give exactly one of azure_lifetime_percentage "
+     "and azure_days_before_expiry"),
+    ({"azure_lifetime_action": "EmailContacts"},
+     "azure_days_before_expiry = 5\nazure_lifetime_percentage = 80\n",
+     "certificates.w.azure_lifetime_action: give exactly one of azure_lifetime_percentage "
+     "and azure_days_before_expiry"),
+    ({"azure_lifetime_action": "AutoRenew"}, "azure_lifetime_percentage = 100\n",
+     "certificates.w.azure_lifetime_percentage: azure_lifetime_percentage must be 1-99, "
+     "not 100"),
+    ({"azure_lifetime_action": "AutoRenew"}, "azure_days_before_expiry = 0\n",
+     "certificates.w.azure_days_before_expiry: azure_days_before_expiry must be at least 1, "
+     "not 0"),
+    ({}, "azure_days_before_expiry = 5\n",
+     "certificates.w.azure_days_before_expiry: azure_days_before_expiry needs "
+     "azure_lifetime_action"),
+    ({"azure_lifetime_action": "AutoRenew"}, "azure_days_before_expiry = 90\n",
+     "certificates.w.azure_days_before_expiry: azure_days_before_expiry=90 exceeds what Key "
+     "Vault accepts for a 3-month certificate (81)"),
+    ({"azure_lifetime_action": "Renew"}, "azure_days_before_expiry = 5\n",
+     "certificates.w.azure_lifetime_action: must be one of 'AutoRenew', 'EmailContacts' "
+     "(got 'Renew')"),
+    ({"azure_lifetime_action": "AutoRenew"}, 'azure_days_before_expiry = "soon"\n',
+     "certificates.w.azure_days_before_expiry: must be a number (got 'soon')"),
+])
+def test_a_lifetime_action_key_vault_would_refuse_is_a_load_error(
+        tmp_path: Path, values: dict[str, str], lines: str, message: str) -> None:
+    """What the issuer (and Key Vault after it) would refuse mid-renewal is refused at load,
+    in one line naming the setting (90 days of lifetime are 3 months, 81 days at most)."""
+    table = certificate_table(**{**AZURE, **values}, lifetime_hours="") + \
+        "lifetime_hours = 2160\n" + lines
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, table), env={})
+    assert str(caught.value) == "invalid setting " + message
+
+
+def test_lifetime_action_settings_need_the_key_vault_issuer(tmp_path: Path) -> None:
+    """azure_lifetime_action is the azure-keyvault issuer's: with the local CA it is refused."""
+    with pytest.raises(ConfigError) as caught:
+        load_settings(write(tmp_path, certificate_table(azure_lifetime_action="AutoRenew")),
+                      env={})
+    assert (caught.value.setting, caught.value.problem) == (
+        "certificates.w.azure_lifetime_action",
+        "does not apply with issuer = 'local-ca' and install = 'files'")
+
+
+def test_a_bad_lifetime_action_stops_the_worker_with_one_line_and_exit_2(tmp_path: Path) -> None:
+    """The real entry script, with the setting in ./keyward.toml: one line, exit 2."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KEYWARD_", "VAULT_"))}
+    write(tmp_path, certificate_table(**AZURE, azure_mode="external-ca",
+                                      azure_lifetime_action="AutoRenew") +
+          "azure_lifetime_percentage = 80\n")
+    result = subprocess.run([sys.executable, str(ROOT / "worker.py")], cwd=tmp_path, env=env,
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.stderr.splitlines() == [
+        "keyward: invalid setting certificates.w.azure_lifetime_action: Key Vault can only "
+        "auto-renew certificates it signs (Self or a partner CA), not ones merged from an "
+        "external CA"]
+    assert result.returncode == 2
