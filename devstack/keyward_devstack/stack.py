@@ -196,8 +196,8 @@ async def _put_worker_behind_gateway(stack: LocalStack, state: Path) -> None:
         f"          gateway certificate {pki.server / 'tls.crt'} lives "
         f"{format_interval(server_lifetime)}, renewed by schedule "
         f"{renewal_schedule_id(DEV_GATEWAY_CERTIFICATE)}; both trust {pki.bundle}",
-        f"          rotate the CA: python starter.py rotate-ca {DEV_CERTIFICATE_AUTHORITY} "
-        "(with the stack's certificate_authorities settings, see README)",
+        f"          rotate the CA: python starter.py rotate-ca {DEV_CERTIFICATE_AUTHORITY} --wait "
+        "([certificate_authorities.local], see README)",
         *(f"          ({line})" for line in done),
     ]
 
