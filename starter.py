@@ -121,9 +121,20 @@ async def renew_cert(settings: Settings, name: str) -> RenewCertificateResult:
             static_summary=f"manual renewal of certificate {name}")
 
 
+#: The CA ``worker.py --dev`` adds to its own settings ([certificate_authorities.local]).
+DEV_STACK_CA = "local"
+
+
+def _dev_stack_ca(settings: Settings, name: str) -> bool:
+    """``name`` is the CA of a local stack (``worker.py --dev``) with these settings: the
+    stack's worker has that entry although the starter's settings do not."""
+    dev = settings.devstack
+    return name == DEV_STACK_CA and dev.mtls and (dev.state_dir / "pki" / "ca.crt").is_file()
+
+
 async def rotate_ca(settings: Settings, name: str, *, wait: bool) -> dict[str, Any]:
     """Start (or, with ``wait``, run to the end) the rotation of a configured CA."""
-    if name not in settings.certificate_authorities:
+    if name not in settings.certificate_authorities and not _dev_stack_ca(settings, name):
         known = ", ".join(sorted(settings.certificate_authorities)) or "none"
         raise ConfigError(f"certificate_authorities.{name}",
                           f"not configured (configured: {known})")

@@ -27,7 +27,10 @@ from keyward.rotation.schedules import apply_certificate_schedule, remove_manage
 from keyward.secrets import Secret
 from keyward.vault.client import build_hvac_client
 from keyward_devstack.mtls import (
+    DEV_CERTIFICATE_AUTHORITY,
+    DEV_CERTIFICATES,
     DEV_CLIENT_CERTIFICATE,
+    DEV_GATEWAY_CERTIFICATE,
     MANAGED_BY,
     DevPki,
     ensure_dev_pki,
@@ -56,27 +59,34 @@ class LocalStack:
     gateway: MtlsGateway | None = None
     #: The certificate entry the stack added for the worker (its schedule is the stack's).
     worker_certificate: str | None = None
+    #: The certificate entry the stack added for the gateway's server pair (likewise).
+    gateway_certificate: str | None = None
 
     async def sync_schedules(self, client: Client) -> None:
-        """Keep the schedule of the stack's own worker certificate, or remove a stale one.
+        """Keep the schedules of the stack's own certificates, or remove stale ones.
 
-        With mTLS the stack's certificate is renewed by a schedule the stack owns (its
-        memo says so, and ``schedules apply`` leaves it alone). On the stack's own dev
-        server without mTLS, a schedule an earlier mTLS run left behind would fail on a
-        certificate this run does not know: it goes.
+        With mTLS the stack's certificates (the worker's client pair and the gateway's
+        server pair) are renewed by schedules the stack owns (their memo says so, and
+        ``schedules apply`` leaves them alone). On the stack's own dev server without
+        mTLS, schedules an earlier mTLS run left behind would fail on certificates this
+        run does not know: they go.
         """
         log = get_logger("keyward_devstack")
-        if self.worker_certificate is not None:
-            change = await apply_certificate_schedule(client, self.settings,
-                                                      self.worker_certificate,
+        mine = [(name, what) for name, what in ((self.worker_certificate, "worker"),
+                                                 (self.gateway_certificate, "gateway"))
+                if name is not None]
+        for name, what in mine:
+            change = await apply_certificate_schedule(client, self.settings, name,
                                                       managed_by=MANAGED_BY)
-            log.info("worker certificate schedule", schedule=change.schedule_id,
+            log.info(f"{what} certificate schedule", schedule=change.schedule_id,
                      change=change.change, detail=change.detail)
-        elif self.ui_url is not None:
-            schedule_id = renewal_schedule_id(DEV_CLIENT_CERTIFICATE)
-            if await remove_managed_schedule(client, schedule_id, managed_by=MANAGED_BY):
-                log.info("removed the worker certificate schedule (devstack.mtls is off)",
-                         schedule=schedule_id)
+        if not mine and self.ui_url is not None:
+            for name in DEV_CERTIFICATES:
+                schedule_id = renewal_schedule_id(name)
+                if await remove_managed_schedule(client, schedule_id, managed_by=MANAGED_BY):
+                    what = "worker" if name == DEV_CLIENT_CERTIFICATE else "gateway"
+                    log.info(f"removed the {what} certificate schedule (devstack.mtls is off)",
+                             schedule=schedule_id)
 
     async def aclose(self) -> None:
         """Stop the gateway, then what this stack started, newest first."""
@@ -165,7 +175,9 @@ async def _put_worker_behind_gateway(stack: LocalStack, state: Path) -> None:
     dev = stack.settings.devstack
     pki = DevPki(state / "pki")
     lifetime = timedelta(minutes=dev.client_certificate_minutes)
-    done = await asyncio.to_thread(ensure_dev_pki, pki, host=dev.host, client_lifetime=lifetime)
+    server_lifetime = timedelta(minutes=dev.gateway_certificate_minutes)
+    done = await asyncio.to_thread(ensure_dev_pki, pki, host=dev.host, client_lifetime=lifetime,
+                                   server_lifetime=server_lifetime)
     stack.gateway = await start_gateway(
         pki, host=dev.host, port=dev.gateway_port, upstream_host=dev.host,
         upstream_port=dev.temporal_port,
@@ -173,6 +185,7 @@ async def _put_worker_behind_gateway(stack: LocalStack, state: Path) -> None:
     address = stack.gateway.address
     stack.settings = settings_behind_gateway(stack.settings, pki, address, lifetime)
     stack.worker_certificate = DEV_CLIENT_CERTIFICATE
+    stack.gateway_certificate = DEV_GATEWAY_CERTIFICATE
     stack.env["TEMPORAL_ADDRESS"] = address
     window = format_interval(lifetime / 3)
     stack.notes += [
@@ -180,6 +193,11 @@ async def _put_worker_behind_gateway(stack: LocalStack, state: Path) -> None:
         f"{pki.client / 'tls.crt'}",
         f"          lives {format_interval(lifetime)}, renewed with {window} left by schedule "
         f"{renewal_schedule_id(DEV_CLIENT_CERTIFICATE)}, reloaded without restart",
+        f"          gateway certificate {pki.server / 'tls.crt'} lives "
+        f"{format_interval(server_lifetime)}, renewed by schedule "
+        f"{renewal_schedule_id(DEV_GATEWAY_CERTIFICATE)}; both trust {pki.bundle}",
+        f"          rotate the CA: python starter.py rotate-ca {DEV_CERTIFICATE_AUTHORITY} --wait "
+        "([certificate_authorities.local], see README)",
         *(f"          ({line})" for line in done),
     ]
 

@@ -39,6 +39,15 @@ class DevstackSettings:
     client_certificate_minutes: Positive = 10.0
     #: The gateway closes connections this old, as Temporal Cloud does every 5 minutes.
     gateway_max_connection_age_seconds: Positive = 300.0
+    #: Lifetime of the gateway's server certificate (``[certificates.keyward-gateway]``,
+    #: renewed by schedule with a third of it left). A CA rotation keeps the old CA
+    #: trusted for the longest leaf lifetime + grace, so this bounds how long one takes.
+    gateway_certificate_minutes: Positive = 60.0
+    #: ``[certificate_authorities.local]`` (the stack's CA, ``starter.py rotate-ca local``):
+    #: how long the old + new bundle soaks before issuance switches to the new CA...
+    ca_rotation_soak_seconds: Positive = 10.0
+    #: ...and how long past the longest leaf lifetime the old CA stays in the bundle.
+    ca_rotation_grace_seconds: Positive = 60.0
 
     @model_validator(mode="after")
     def _loopback(self) -> Self:
