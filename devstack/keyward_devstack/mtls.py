@@ -46,9 +46,8 @@ from keyward.pki.bootstrap import (
     server_spec,
 )
 from keyward.pki.ca import CertificateAuthority, utc
-from keyward.pki.install import read_installed
+from keyward.pki.install import atomic_write, read_installed
 from keyward.pki.validate import CertificateValidationError, validate_pair
-from keyward.trust.base import edited
 from keyward.trust.files import FileTrustPoint
 from keyward_devstack.mtls_gateway import GatewayConfig, GatewayError, MtlsGateway
 
@@ -149,15 +148,11 @@ def ensure_dev_pki(pki: DevPki, *, host: str, client_lifetime: timedelta,
                                      client_lifetime=client_lifetime,
                                      server_lifetime=server_lifetime, now=moment)
         # A new CA: whatever an earlier CA left in the bundle is trusted no more.
-        FileTrustPoint(pki.bundle).write([result.ca.certificate])
+        atomic_write(pki.bundle, result.ca.ca_pem, mode=0o644)
         return [f"created a local CA in {pki.directory}"]
     ca = CertificateAuthority.load(pki.ca_cert, pki.ca_key)
     done: list[str] = []
-    bundle = FileTrustPoint(pki.bundle)
-    held = bundle.read()
-    wanted = edited(held, add=[ca.certificate])
-    if len(wanted) != len(held):
-        bundle.write(wanted)
+    if FileTrustPoint(pki.bundle).edit(add=[ca.certificate], remove=[]):
         done.append(f"added the local CA to the trust bundle {pki.bundle}")
     # The same specs bootstrap issued, so a repaired pair is the pair a first start makes.
     server = server_spec(SERVER_NAME, dns_names=(SERVER_NAME,), ip_addresses=(host,),
