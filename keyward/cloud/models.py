@@ -32,6 +32,11 @@ from temporalio.api.cloud.operation import v1 as operation_pb
 from temporalio.api.cloud.resource import v1 as resource_pb
 
 from keyward.cloud.errors import CloudOpsError, CloudOpsInvalidRequest
+from keyward.contracts.cloud import CodecServerSetting
+
+#: A namespace's codec-server setting: the contract's own dataclass, so what the Ops API
+#: returns is what activities and ``keyward cloud`` report, without a copy.
+CodecServer = CodecServerSetting
 
 _E = TypeVar("_E", bound=StrEnum)
 
@@ -154,18 +159,6 @@ class CloudUser:
     def permission_in(self, namespace: str) -> NamespacePermission | None:
         """The access listed for ``namespace``, or None (account roles not considered)."""
         return self.namespace_accesses.get(namespace)
-
-
-@dataclass(frozen=True)
-class CodecServer:
-    """A namespace's codec-server setting, as the Web UI uses it."""
-
-    #: ``https://`` URL the Web UI sends payloads to.
-    endpoint: str
-    #: Send the user's access token (a JWT naming them by email) with each request.
-    pass_access_token: bool = False
-    #: Send cookies (``credentials: include``) on the browser's cross-origin requests.
-    include_cross_origin_credentials: bool = False
 
 
 @dataclass(frozen=True)

@@ -51,7 +51,6 @@ from keyward.contracts import failures
 from keyward.contracts.cloud import (
     CloudNamespaceChange,
     CloudNamespaceTrust,
-    CodecServerSetting,
 )
 from keyward.errors import KeywardError
 from keyward.log import get_logger
@@ -214,14 +213,12 @@ class CloudNamespaces:
 
 def trust_of(namespace: CloudNamespace) -> CloudNamespaceTrust:
     """The contract's view of a namespace as read."""
-    codec = namespace.codec_server
     return CloudNamespaceTrust(
         namespace=namespace.name, resource_version=namespace.resource_version,
         state=namespace.state, mtls_enabled=namespace.mtls_enabled,
         accepted_client_cas=[describe(cert)
                              for cert in parse_bundle(namespace.accepted_client_ca_pem)],
-        codec_server=None if codec is None else CodecServerSetting(
-            codec.endpoint, codec.pass_access_token, codec.include_cross_origin_credentials))
+        codec_server=namespace.codec_server)
 
 
 def _names(certs: Sequence[x509.Certificate]) -> str:
