@@ -125,12 +125,12 @@ EQUIVALENT: dict[str, dict[str, str]] = {
                                    "first operand is redundant (kept to say why)",
     },
     "keyward/codecserver/jwt_auth.py": {
-        "184:12:raise->pass": "unreachable: PyJWT (>= 2.10) already refuses a missing `sub` "
+        "187:12:raise->pass": "unreachable: PyJWT (>= 2.10) already refuses a missing `sub` "
                               "(require) and a non-string one (InvalidSubjectError); this "
                               "check is the second line behind it",
-        "194:11:drop-and-operand-2": "unreachable: jwt.get_unverified_header already refuses "
+        "197:11:drop-and-operand-2": "unreachable: jwt.get_unverified_header already refuses "
                                      "a header whose kid is not a string",
-        "205:41:drop-.strip()": "the header was stripped before the partition, so the token "
+        "208:41:drop-.strip()": "the header was stripped before the partition, so the token "
                                 "part is empty exactly when it is blank",
     },
     "keyward/pki/validate.py": {

@@ -41,8 +41,11 @@ class AuthError(Exception):
 
     status = 401
 
-    def __init__(self, reason: str) -> None:
+    def __init__(self, reason: str, *, foreign: bool = False) -> None:
         self.reason = reason
+        #: The token is not one of the configured identity provider's at all (unknown key,
+        #: other issuer or audience, not a JWT): e.g. an API key given as a bearer token.
+        self.foreign = foreign
         super().__init__(reason)
 
 
@@ -88,7 +91,7 @@ class JwksCache:
             await self._refresh(force=stale)
         key = self._keys.get(kid)
         if key is None:
-            raise AuthError("token signed with an unknown key")
+            raise AuthError("token signed with an unknown key", foreign=True)
         return key
 
     async def _refresh(self, *, force: bool) -> None:
@@ -145,7 +148,7 @@ class JwtVerifier:
         try:
             header = jwt.get_unverified_header(token)
         except jwt.InvalidTokenError:  # DecodeError, and e.g. a "kid" that is not a string
-            raise AuthError("malformed token") from None
+            raise AuthError("malformed token", foreign=True) from None
         alg = header.get("alg")
         if alg not in self._algorithms:
             raise AuthError(f"token algorithm {alg!r} is not accepted")
@@ -166,9 +169,9 @@ class JwtVerifier:
         except jwt.ImmatureSignatureError:
             raise AuthError("token not yet valid") from None
         except jwt.InvalidAudienceError:
-            raise AuthError("token audience not accepted") from None
+            raise AuthError("token audience not accepted", foreign=True) from None
         except jwt.InvalidIssuerError:
-            raise AuthError("token issuer not accepted") from None
+            raise AuthError("token issuer not accepted", foreign=True) from None
         except jwt.MissingRequiredClaimError as exc:
             raise AuthError(f"token lacks claim {exc.claim!r}") from None
         except jwt.InvalidSignatureError:
@@ -195,7 +198,7 @@ class JwtVerifier:
             return await self._jwks.key_for(kid)
         if self._static_key is not None:
             return self._static_key
-        raise AuthError("token has no 'kid' header")
+        raise AuthError("token has no 'kid' header", foreign=True)
 
 
 def _bearer_token(authorization: str | None) -> str:

@@ -334,3 +334,32 @@ async def test_the_role_sources_decide_what_the_identity_carries(
     identity = await verifier.verify(f"Bearer {token}")
     assert identity.email == email
     assert identity.permissions.allows("decode", "default") is granted
+
+
+async def test_a_token_of_another_issuer_is_marked_foreign_and_a_bad_one_is_not(
+        jwks_server: JwksServer, signing_key: SigningKey) -> None:
+    """``AuthError.foreign``: the token is not one of the configured identity provider's at
+    all (not a JWT, no kid, a key it does not publish, another issuer or audience) — what
+    an API key given as a bearer token looks like. An expired or tampered token of the
+    provider is not foreign."""
+    verifier = JwtVerifier(jwt_settings(jwks_server.url))
+    stranger = SigningKey.rsa()
+    foreign = {
+        "not a JWT": "an-api-key-not-a-jwt",
+        "no kid": jwt.encode({"iss": ISSUER, "aud": "keyward-codec", "sub": "a",
+                              "exp": int(time.time()) + 60}, signing_key.private,
+                             algorithm="RS256"),
+        "unknown key": stranger.token(READ),
+        "other issuer": signing_key.token(READ, iss="https://elsewhere.test"),
+        "other audience": signing_key.token(READ, aud="someone-else"),
+    }
+    for case, token in foreign.items():
+        with pytest.raises(AuthError) as caught:
+            await verifier.verify(f"Bearer {token}")
+        assert caught.value.foreign, case
+    expired = signing_key.token(READ, exp=int(time.time()) - 3600)
+    tampered = signing_key.token(READ)[:-4] + "AAAA"
+    for token in (expired, tampered):
+        with pytest.raises(AuthError) as caught:
+            await verifier.verify(f"Bearer {token}")
+        assert not caught.value.foreign
