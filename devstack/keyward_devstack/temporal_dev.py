@@ -42,6 +42,11 @@ async def temporal_answers(address: str) -> bool:
     return True
 
 
+#: How often a start that lost a port race is tried (see ``ensure_running``).
+_BIND_ATTEMPTS = 3
+_ADDRESS_IN_USE = "address already in use"
+
+
 @dataclass(frozen=True)
 class TemporalDevServer:
     """Arguments for ``temporal server start-dev`` with persistent state."""
@@ -89,12 +94,34 @@ class TemporalDevServer:
             raise StartupError(f"Web UI port {self.ui_port} on {self.host} is already in use; "
                                "set devstack.ui_port to a free port")
         self.state_dir.mkdir(parents=True, exist_ok=True)
-        process = ManagedProcess("temporal dev server", self.argv(),
-                                 self.state_dir / "temporal.log")
-        process.start()
-        try:
-            await process.wait_healthy(lambda: temporal_answers(self.address), within=90)
-        except BaseException:
-            process.stop()
-            raise
-        return process
+        for attempt in range(1, _BIND_ATTEMPTS + 1):
+            log = self.state_dir / "temporal.log"
+            written_before = log.stat().st_size if log.exists() else 0
+            process = ManagedProcess("temporal dev server", self.argv(), log)
+            process.start()
+            try:
+                await process.wait_healthy(lambda: temporal_answers(self.address), within=90)
+            except StartupError:
+                process.stop()
+                if (attempt < _BIND_ATTEMPTS and process.exited() is not None
+                        and _ADDRESS_IN_USE in _read_from(log, written_before)
+                        and not port_is_open(self.host, self.port)):
+                    # The CLI picks its internal services' ports itself (pick, then bind):
+                    # another process can take one in between. A new start picks again.
+                    continue
+                raise
+            except BaseException:
+                process.stop()
+                raise
+            return process
+        raise AssertionError("unreachable")  # pragma: no cover - the loop returns or raises
+
+
+def _read_from(path: Path, offset: int) -> str:
+    """What ``path`` holds after ``offset`` (the log is appended to by every start)."""
+    try:
+        with path.open("rb") as file:
+            file.seek(offset)
+            return file.read().decode(errors="replace")
+    except OSError:
+        return ""
