@@ -26,7 +26,8 @@ def build_activities(*, vault: hvac.Client, settings: Settings) -> list[Callable
     """
     transit = TransitKeyActivities(vault)
     history = TemporalHistoryActivities(scan_limit=settings.rotation.history_scan_limit)
-    certificates = CertificateActivities(settings, issuer_factory(vault))
+    certificates = CertificateActivities(
+        settings, issuer_factory(vault, authorities=settings.certificate_authorities))
     rotation = RotationSettingsActivities(settings)
     authorities = CaRotationActivities(settings, vault=vault)
     registered: list[Callable[..., Any]] = [

@@ -25,5 +25,6 @@ def backend_for(name: str, ca: CertificateAuthoritySettings,
             raise CaRotationError(f"certificate authority {name!r}: backend 'vault-pki' "
                                   "needs the worker's Vault connection")
         return VaultPkiCaBackend(name, ca, certificates, vault)
-    raise CaRotationError(f"certificate authority {name!r}: backend {ca.backend!r} cannot be "
-                          "rotated by this version")
+    from keyward.authorities.azure_keyvault import KeyVaultCaBackend  # noqa: PLC0415
+
+    return KeyVaultCaBackend(name, ca, certificates, **dict(azure_options or {}))

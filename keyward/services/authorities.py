@@ -64,8 +64,8 @@ class CaRotations:
 
     ``vault`` is the worker's hvac client (for ``vault-pki`` CAs); ``azure_options`` the
     Key Vault ``credential``/``client_kwargs`` (for ``azure-keyvault`` CAs and leaves
-    installed in Key Vault); ``stores`` reads installed leaves (default: the stores their
-    settings name).
+    installed in Key Vault) and the CA backend's ``polling_interval``; ``stores`` reads
+    installed leaves (default: the stores their settings name).
     """
 
     def __init__(self, settings: Settings, *, vault: Any | None = None,
@@ -74,8 +74,11 @@ class CaRotations:
         self._settings = settings
         self._vault = vault
         self._azure_options = azure_options
+        # The stores take the credential and client options, not a backend's polling.
+        store_options = {key: value for key, value in (azure_options or {}).items()
+                         if key in ("credential", "client_kwargs")}
         self._stores: StoreFactory = stores or (
-            lambda name, cert: store_for(name, cert, azure_options=azure_options))
+            lambda name, cert: store_for(name, cert, azure_options=store_options))
 
     def settings_of(self, name: str) -> CertificateAuthoritySettings:
         ca = self._settings.certificate_authorities.get(name)
