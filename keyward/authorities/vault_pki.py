@@ -29,7 +29,7 @@ issuer names held to Vault's name rule, quoted as path segments.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any, Final
 
 import hvac
@@ -39,11 +39,14 @@ from keyward.authorities.base import CaRotationError
 from keyward.authorities.state import RotationState
 from keyward.config import CertificateSettings, VaultPkiIssuerSettings
 from keyward.config.authorities import CertificateAuthoritySettings
+from keyward.log import get_logger
 from keyward.vault.errors import VaultError, VaultNotFound, vault_errors
 from keyward.vault.names import check_key_name, check_mount, segment
 
 #: The state file naming the successor (see the module docstring).
 NEXT_ISSUER: Final = "vault-pki-next-issuer"
+#: How much shorter than lifetime_days a successor may live before keyward says so.
+_TTL_SLACK: Final = timedelta(days=1)
 _KEY_PARAMETERS: Final = {"ec-p256": ("ec", 256), "rsa-2048": ("rsa", 2048),
                           "rsa-4096": ("rsa", 4096)}
 
@@ -91,7 +94,17 @@ class VaultPkiCaBackend:
         if found is None:
             found = self._make_root(name, common_name) if self._parent is None \
                 else self._make_intermediate(name, common_name)
-        return self._issuer_certificate(found)
+        successor = self._issuer_certificate(found)
+        wanted = datetime.now(UTC) + timedelta(days=self._ca.lifetime_days) - _TTL_SLACK
+        if successor.not_valid_after_utc < wanted:
+            # Vault caps a CA's TTL at the mount's max_lease_ttl (32 days unless tuned), and
+            # an intermediate at its parent's notAfter, with only a warning in the answer.
+            get_logger("keyward.authorities.vault_pki", mount=self._mount).warning(
+                "the successor CA lives shorter than lifetime_days",
+                not_after=successor.not_valid_after_utc.isoformat(),
+                lifetime_days=self._ca.lifetime_days,
+                hint=f"vault secrets tune -max-lease-ttl=<hours>h {self._mount}")
+        return successor
 
     def switch(self) -> x509.Certificate:
         name = self._state.read_text(NEXT_ISSUER)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import dataclasses
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -43,6 +44,7 @@ from keyward.pki.install import read_installed
 from keyward.services.authorities import CaRotations
 from keyward.trust.base import fingerprint
 from tests.conftest import VaultEndpoint
+from tests.support import json_logs
 from workflows.renew_certificate import RenewCertificate
 from workflows.rotate_ca import RotateCertificateAuthority
 
@@ -335,6 +337,22 @@ def test_a_role_pinned_to_an_issuer_is_refused_before_anything_is_made(
     with pytest.raises(KeywardError, match="issuer_ref=default"):
         CaRotations(settings, vault=pki.client).stage("pki", Owner("wf", "run"))
     assert len(pki.issuers()) == 1
+
+
+def test_a_successor_vault_made_shorter_than_asked_is_reported(tmp_path: Path,
+                                                                pki: Pki) -> None:
+    """Vault caps a CA's TTL at the mount's maximum (32 days untuned) with only a warning in
+    its answer: keyward logs it, naming the mount and how to tune it."""
+    settings = settings_for(tmp_path, pki, lifetime_days=365)
+    with json_logs() as stream:
+        staged = CaRotations(settings, vault=pki.client).stage("pki", Owner("wf", "run"))
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    warned = [line for line in lines if line.get("event") == "the successor CA lives shorter "
+              "than lifetime_days"]
+    assert len(warned) == 1
+    assert warned[0]["mount"] == pki.mount
+    assert warned[0]["not_after"] == staged.not_after.isoformat()
+    assert pki.mount in warned[0]["hint"]
 
 
 def test_a_vault_pki_ca_without_the_workers_vault_is_refused(tmp_path: Path, pki: Pki) -> None:
