@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 from activities.authorities import CaRotationActivities
 from activities.certificates import CertificateActivities
 from keyward.authorities.azure_keyvault import ACTIVE_CERTIFICATE, NEXT_CERTIFICATE
-from keyward.authorities.state import Owner
+from keyward.authorities.state import Owner, RotationState
 from keyward.azure.ca import CaRequest, create_ca
 from keyward.config import CertificateSettings, Settings, TemporalSettings
 from keyward.config.authorities import CertificateAuthoritySettings
@@ -227,6 +227,27 @@ def test_the_switch_waits_for_the_bundles_then_leaves_follow_the_successor(
     assert bundle(settings) == {new}
     assert current_in_vault(vault, BASE) == original  # never deleted, nor a version added
     assert len(vault.emulator.certificates[BASE].versions) == 2
+
+
+def test_a_switch_interrupted_before_it_was_recorded_is_finished_by_the_rerun(
+        tmp_path: Path, vault: RunningVault, original: x509.Certificate) -> None:
+    """The active-certificate file was written, switched_at was not: the rerun records the
+    switch and forgets the staging; the replaced CA is kept for the final bundle."""
+    settings = settings_for(tmp_path, vault, original)
+    steps = rotations(settings, vault)
+    staged = steps.stage("kv", Owner("wf", "run"))
+    steps.publish("kv", "overlap")
+    state = RotationState(tmp_path / "state")
+    state.set_previous(original)
+    steps.backend("kv").switch()
+
+    assert steps.plan("kv").active == staged
+    assert steps.plan("kv").switched_at is None
+    assert steps.activate("kv") == staged
+
+    assert state.switched_at() is not None
+    assert steps.plan("kv").staged is None
+    assert state.previous() == original
 
 
 def test_an_exportable_successor_signs_locally(tmp_path: Path, vault: RunningVault,

@@ -31,7 +31,7 @@ from temporalio.worker import Worker
 
 from activities.authorities import CaRotationActivities
 from activities.certificates import CertificateActivities
-from keyward.authorities.state import Owner
+from keyward.authorities.state import Owner, RotationState
 from keyward.authorities.vault_pki import NEXT_ISSUER
 from keyward.config import CertificateSettings, Settings, TemporalSettings
 from keyward.config.authorities import CertificateAuthoritySettings
@@ -224,6 +224,34 @@ def test_the_switch_is_refused_until_every_bundle_holds_the_successor(
     assert original in issuers  # kept...
     assert issuers[original]["key_id"]  # ...with its key
     assert not (tmp_path / "state" / NEXT_ISSUER).exists()
+
+
+def test_a_switch_interrupted_before_it_was_recorded_is_finished_by_the_rerun(
+        tmp_path: Path, pki: Pki) -> None:
+    """The worker died after Vault's default moved and before switched_at was written: the
+    successor is still the staged one, and activating again records the switch (from then
+    on, not earlier) and forgets the staging, the replaced CA kept for the final bundle."""
+    settings = settings_for(tmp_path, pki)
+    rotations = CaRotations(settings, vault=pki.client)
+    old = pki.certificate("default")
+    staged = rotations.stage("pki", Owner("wf", "run"))
+    rotations.publish("pki", "overlap")
+    state = RotationState(tmp_path / "state")
+    state.set_previous(old)  # what activate does first
+    rotations.backend("pki").switch()  # ...and then the worker died
+
+    plan = rotations.plan("pki")
+    assert plan.staged == staged
+    assert plan.switched_at is None
+    assert plan.active == staged
+    before = datetime.now(UTC)
+    assert rotations.activate("pki") == staged
+
+    switched_at = state.switched_at()
+    assert switched_at is not None
+    assert switched_at >= before
+    assert rotations.plan("pki").staged is None
+    assert state.previous() == old
 
 
 def test_leaves_renewed_after_the_switch_chain_to_the_new_issuer_and_the_old_ca_retires_late(
