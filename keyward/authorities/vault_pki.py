@@ -220,8 +220,14 @@ class VaultPkiCaBackend:
                      if info.get("issuer_name") == name), None)
 
     def _issuer_with_key(self, key_id: str) -> str | None:
-        return next((issuer for issuer, info in self._issuers().items()
-                     if info.get("key_id") == key_id), None)
+        for issuer, info in self._issuers().items():
+            held = info.get("key_id")
+            if held is None:  # a Vault whose LIST answer leaves key_id out: read the issuer
+                held = self._request("get", f"issuer/{segment(issuer)}",
+                                     "reading an issuer's key").get("key_id")
+            if held == key_id:
+                return issuer
+        return None
 
     def _key_named(self, name: str) -> str | None:
         try:

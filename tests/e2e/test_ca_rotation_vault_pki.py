@@ -340,6 +340,49 @@ def test_a_rerun_after_a_crash_mid_intermediate_reuses_the_key_it_made(
     assert fingerprint(pki.certificate(named[0])) == staged.fingerprint
 
 
+class OlderListAnswers:
+    """The real client, whose LIST issuers answers lose ``key_id`` (as Vaults before it was
+    added to the listing answer): everything else reaches the dev Vault unchanged."""
+
+    def __init__(self, client: hvac.Client) -> None:
+        self._client = client
+
+    @property
+    def adapter(self) -> OlderListAnswers:
+        return self
+
+    def get(self, url: str) -> Any:
+        return self._client.adapter.get(url)
+
+    def post(self, url: str, json: Any = None) -> Any:
+        return self._client.adapter.post(url, json=json)
+
+    def list(self, url: str) -> Any:
+        answer = self._client.adapter.list(url)
+        for info in answer["data"].get("key_info", {}).values():
+            if url.endswith("/issuers"):
+                info.pop("key_id", None)
+        return answer
+
+
+def test_an_intermediate_is_found_by_its_key_when_the_listing_omits_keys(
+        tmp_path: Path, intermediate_pki: Pki) -> None:
+    """Without key_id in LIST issuers, the issuer holding the successor's key is found by
+    reading each issuer, so the signed successor is named and not made twice."""
+    pki = intermediate_pki
+    settings = settings_for(tmp_path, pki)
+    rotations = CaRotations(settings, vault=OlderListAnswers(pki.client))
+
+    staged = rotations.stage("pki", Owner("wf", "run"))
+    again = rotations.stage("pki", Owner("wf", "run"))
+
+    assert staged == again
+    named = [issuer for issuer, info in pki.issuers().items()
+             if info["issuer_name"].startswith("pki-")]
+    assert len(named) == 1
+    assert fingerprint(pki.certificate(named[0])) == staged.fingerprint
+
+
 def test_a_mount_whose_default_follows_the_latest_issuer_is_refused(
         tmp_path: Path, pki: Pki) -> None:
     """Vault would switch issuance the moment the successor exists: staging is refused,
