@@ -547,3 +547,36 @@ async def test_a_workflow_input_cannot_reach_a_mount_the_settings_do_not_name(
     with pytest.raises(ApplicationError):
         await ActivityEnvironment().run(activities.publish, BundleRequest("pki", "final"))
     assert len(pki.issuers()) == 1
+
+
+async def test_a_worker_stopped_mid_rotation_resumes_without_making_a_second_issuer(
+        tmp_path: Path, pki: Pki, temporal_client: Client, task_queue: str,
+        own_vault_client: hvac.Client) -> None:
+    """Stopped while soaking, and again right after the switch: new workers finish the same
+    run with the same successor; the mount holds exactly one issuer more than before."""
+    settings = settings_for(tmp_path, pki, task_queue)
+    issue_leaves(settings, pki.client)
+    state = tmp_path / "state"
+
+    async def until(condition: Any) -> None:
+        for _ in range(600):
+            if condition():
+                return
+            await asyncio.sleep(0.05)
+        raise AssertionError("the rotation did not get there")
+
+    async with rotation_worker(temporal_client, settings, own_vault_client):
+        handle = await temporal_client.start_workflow(
+            RotateCertificateAuthority.run, CaRotationInput("pki"),
+            id=f"ca-rotation-{uuid.uuid4()}", task_queue=task_queue,
+            execution_timeout=timedelta(minutes=2))
+        await until(lambda: len(bundles(settings)[0]) == 2)  # the overlap is out: soaking
+    overlap = bundles(settings)[0]
+    async with rotation_worker(temporal_client, settings, own_vault_client):
+        await until((state / "switched_at").exists)
+    assert bundles(settings)[0] == overlap
+    async with rotation_worker(temporal_client, settings, own_vault_client):
+        result = await handle.result()
+    assert {result.new} < overlap
+    assert len(pki.issuers()) == 2
+    assert leaf_issuers(settings) == {"CN=vault rotation CA 2"}
