@@ -272,7 +272,7 @@ class VaultPkiCaBackend:
                  json: Mapping[str, Any] | None = None,
                  mount: str | None = None) -> Mapping[str, Any]:
         """One call to ``<mount>/<path>``; Vault's refusals as :class:`CaRotationError`
-        (retryable as the Vault error is), the answer's ``data``."""
+        (retryable and typed as the Vault error is), the answer's ``data``."""
         url = f"/v1/{mount or self._mount}/{path}"
         try:
             with vault_errors(f"PKI {action} ({mount or self._mount}/{path})"):
@@ -284,7 +284,9 @@ class VaultPkiCaBackend:
                 else:
                     response = adapter.post(url, json=dict(json or {}))
         except VaultError as exc:
-            raise CaRotationError(f"{self.where}: {exc}", retryable=exc.retryable) from exc
+            # Vault's own failure type (VaultForbidden, VaultUnavailable…): what alerts match.
+            raise CaRotationError(f"{self.where}: {exc}", retryable=exc.retryable,
+                                  failure_type=exc.failure_type) from exc
         data = response.get("data") if isinstance(response, Mapping) else None
         return data if isinstance(data, Mapping) else {}
 

@@ -426,6 +426,23 @@ def test_a_successor_vault_made_shorter_than_asked_is_reported(tmp_path: Path,
     assert pki.mount in warned[0]["hint"]
 
 
+def test_a_token_vault_refuses_fails_with_vaults_own_type(
+        tmp_path: Path, pki: Pki, vault: VaultEndpoint) -> None:
+    """A worker token Vault does not accept: the step fails as VaultForbidden (not
+    retried), naming the mount, and nothing is made."""
+    refused_token = hvac.Client(url=vault.address, token=f"hvs.{uuid.uuid4().hex}")
+    try:
+        with pytest.raises(KeywardError) as refused:
+            CaRotations(settings_for(tmp_path, pki), vault=refused_token).stage(
+                "pki", Owner("wf", "run"))
+    finally:
+        refused_token.adapter.close()
+    assert refused.value.failure_type == failures.VAULT_FORBIDDEN
+    assert not refused.value.retryable
+    assert pki.mount in str(refused.value)
+    assert len(pki.issuers()) == 1
+
+
 def test_a_vault_pki_ca_without_the_workers_vault_is_refused(tmp_path: Path, pki: Pki) -> None:
     with pytest.raises(KeywardError, match="needs the worker's Vault connection"):
         CaRotations(settings_for(tmp_path, pki)).plan("pki")
