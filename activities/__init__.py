@@ -26,9 +26,10 @@ def build_activities(*, vault: hvac.Client, settings: Settings) -> list[Callable
     """
     transit = TransitKeyActivities(vault)
     history = TemporalHistoryActivities(scan_limit=settings.rotation.history_scan_limit)
-    certificates = CertificateActivities(settings, issuer_factory(vault))
+    certificates = CertificateActivities(
+        settings, issuer_factory(vault, authorities=settings.certificate_authorities))
     rotation = RotationSettingsActivities(settings)
-    authorities = CaRotationActivities(settings)
+    authorities = CaRotationActivities(settings, vault=vault)
     registered: list[Callable[..., Any]] = [
         transit.read_transit_key, transit.rotate_transit_key, transit.set_decryption_floor,
         history.describe_history_window, history.rewrap_schedule_inputs,

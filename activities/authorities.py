@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from temporalio import activity
 from temporalio.client import WorkflowExecutionStatus
@@ -39,8 +39,12 @@ T = TypeVar("T")
 
 
 class CaRotationActivities:
-    def __init__(self, settings: Settings) -> None:
-        self._rotations = CaRotations(settings)
+    """``vault`` is the worker's hvac client (``vault-pki`` CAs); ``azure_options`` the Key
+    Vault ``credential``/``client_kwargs`` (tests point them at the emulator)."""
+
+    def __init__(self, settings: Settings, *, vault: Any | None = None,
+                 azure_options: dict[str, Any] | None = None) -> None:
+        self._rotations = CaRotations(settings, vault=vault, azure_options=azure_options)
 
     @activity.defn(name=PLAN_CA_ROTATION.name)
     async def plan(self, ref: CaRef) -> CaRotationPlan:

@@ -367,6 +367,7 @@ def test_only_optional_dependencies_are_imported_lazily_in_the_repository() -> N
             for module in modules.values() if layer_of(module.name) != "tests"
             for item in imports_of(module, modules) if item.lazy}
     assert lazy == {"azure", "kubernetes", "keyward_devstack", "keyward.issuers.azure_keyvault",
+                    "keyward.authorities.azure_keyvault",
                     "keyward.issuers.cert_manager", "keyward.stores.azure_keyvault",
                     "keyward.stores.kubernetes_secret"}
 

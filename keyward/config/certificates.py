@@ -78,10 +78,15 @@ class AzureKeyVaultIssuerSettings:
     azure_vault_url: str
     azure_certificate_name: str
     #: "self": Key Vault's own issuer; "external-ca": keyward's CA (ca_cert, ca_key) signs
-    #: the CSR Key Vault produces.
-    azure_mode: Literal["self", "external-ca"] = "self"
+    #: the CSR Key Vault produces; "key-vault-ca": the CA ``[certificate_authorities.<azure_ca>]``
+    #: (backend = "azure-keyvault", a CA kept in Key Vault) signs it, with the CA
+    #: certificate that rotation made active (its key signs through Key Vault unless it is
+    #: exportable), so a rotation's switch moves these leaves to the successor.
+    azure_mode: Literal["self", "external-ca", "key-vault-ca"] = "self"
     ca_cert: MaybePath = None
     ca_key: MaybePath = None
+    #: With azure_mode = "key-vault-ca": the name of the [certificate_authorities] table.
+    azure_ca: MaybeText = None
     #: What Key Vault itself does as the certificate ages (its policy's lifetime action):
     #: "AutoRenew" (Key Vault makes a new version on its own; azure_mode = "self" only) or
     #: "EmailContacts" (the vault's certificate contacts are mailed), at
@@ -103,14 +108,19 @@ class AzureKeyVaultIssuerSettings:
 
     @model_validator(mode="after")
     def _signing_ca(self) -> Self:
+        if (self.azure_mode == "key-vault-ca") != (self.azure_ca is not None):
+            raise problem("required with azure_mode = 'key-vault-ca' (the CA table that signs)"
+                          if self.azure_ca is None else
+                          "only with azure_mode = 'key-vault-ca'", at="azure_ca")
         for name in ("ca_cert", "ca_key"):
             given = getattr(self, name) is not None
             if self.azure_mode == "external-ca" and not given:
                 raise problem("required with azure_mode = 'external-ca' (the signing CA)",
                               at=name)
-            if self.azure_mode == "self" and given:
-                raise problem("only with azure_mode = 'external-ca' (Key Vault signs in "
-                              "'self' mode)", at=name)
+            if self.azure_mode != "external-ca" and given:
+                signer = "Key Vault" if self.azure_mode == "self" else "azure_ca"
+                raise problem(f"only with azure_mode = 'external-ca' ({signer} signs in "
+                              f"{self.azure_mode!r} mode)", at=name)
         return self
 
     @property
@@ -290,6 +300,6 @@ CertificateSettings.settings_names = (
     "dns_names", "ip_addresses", "usage", "key_type", "lifetime_hours", "renew_before_hours",
     "critical_hours", "issuer", "install", "directory", "verify_endpoint", "trust_anchor",
     "ca_cert", "ca_key", "vault_pki_mount", "vault_pki_role", "azure_vault_url",
-    "azure_certificate_name", "azure_mode", "azure_lifetime_action", "azure_days_before_expiry",
-    "azure_lifetime_percentage", "kubernetes_namespace", "cert_manager_issuer",
-    "cert_manager_issuer_kind", "kubernetes_secret")
+    "azure_certificate_name", "azure_mode", "azure_ca", "azure_lifetime_action",
+    "azure_days_before_expiry", "azure_lifetime_percentage", "kubernetes_namespace",
+    "cert_manager_issuer", "cert_manager_issuer_kind", "kubernetes_secret")

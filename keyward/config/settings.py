@@ -9,10 +9,12 @@ job; this module reads nothing.
 from __future__ import annotations
 
 import dataclasses
-from typing import ClassVar, Final
+from typing import ClassVar, Final, Self
+
+from pydantic import model_validator
 
 from keyward.config.authorities import CertificateAuthoritySettings
-from keyward.config.certificates import CertificateSettings
+from keyward.config.certificates import AzureKeyVaultIssuerSettings, CertificateSettings
 from keyward.config.cloud import CloudSettings
 from keyward.config.codec import CodecServerSettings, CodecSettings
 from keyward.config.devstack import DevstackSettings
@@ -21,6 +23,7 @@ from keyward.config.rotation import RotationSettings
 from keyward.config.section import settings_class
 from keyward.config.temporal import TemporalSettings
 from keyward.config.vault import VaultSettings
+from keyward.config_errors import problem
 
 
 @settings_class("")
@@ -44,6 +47,20 @@ class Settings:
     source: str = dataclasses.field(default="defaults", compare=False)
 
     settings_names: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _key_vault_cas_exist(self) -> Self:
+        """A certificate signed by a Key Vault CA names a [certificate_authorities] table
+        with backend = "azure-keyvault" (what signs it is decided there)."""
+        for name, cert in self.certificates.items():
+            issuer = cert.issuer
+            if not isinstance(issuer, AzureKeyVaultIssuerSettings) or issuer.azure_ca is None:
+                continue
+            ca = self.certificate_authorities.get(issuer.azure_ca)
+            if ca is None or ca.backend != "azure-keyvault":
+                raise problem(f"names no [certificate_authorities.{issuer.azure_ca}] with "
+                              "backend = 'azure-keyvault'", at=f"certificates.{name}.azure_ca")
+        return self
 
     def check_files(self) -> None:
         """Every file the settings name exists: the one step that reads the disk.

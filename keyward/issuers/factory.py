@@ -15,6 +15,7 @@ from keyward.config import (
     LocalCaIssuerSettings,
     VaultPkiIssuerSettings,
 )
+from keyward.config.authorities import CertificateAuthoritySettings
 from keyward.errors import ConfigError
 from keyward.issuers.base import Issuer
 from keyward.issuers.local_ca import LocalCaIssuer
@@ -23,16 +24,22 @@ from keyward.pki.ca import CertificateAuthority
 
 
 def issuer_factory(vault: Any | None, *, azure_options: Mapping[str, Any] | None = None,
+                   authorities: Mapping[str, CertificateAuthoritySettings] | None = None,
                    ) -> Callable[[str, CertificateSettings], Issuer]:
-    """A factory bound to the worker's Vault client (for the Vault PKI issuer)."""
-    return functools.partial(build_issuer, vault=vault, azure_options=azure_options)
+    """A factory bound to the worker's Vault client (for the Vault PKI issuer) and its CA
+    settings (for certificates a Key Vault CA signs)."""
+    return functools.partial(build_issuer, vault=vault, azure_options=azure_options,
+                             authorities=authorities)
 
 
 def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = None,
-                 azure_options: Mapping[str, Any] | None = None) -> Issuer:
+                 azure_options: Mapping[str, Any] | None = None,
+                 authorities: Mapping[str, CertificateAuthoritySettings] | None = None,
+                 ) -> Issuer:
     """The issuer ``cert`` names. ``azure_options`` are the Key Vault ``credential`` and
     ``client_kwargs`` (default: ``DefaultAzureCredential`` and the SDK's settings), as for
-    the stores."""
+    the stores; ``authorities`` the ``[certificate_authorities]`` tables (``azure_mode =
+    "key-vault-ca"`` signs with the one it names, as rotation left it)."""
     match cert.issuer:
         case LocalCaIssuerSettings() as local:
             return LocalCaIssuer.from_files(local.ca_cert, local.ca_key)
@@ -61,9 +68,22 @@ def build_issuer(name: str, cert: CertificateSettings, *, vault: Any | None = No
                 # CSR it produces.
                 ca = CertificateAuthority.load(*azure.signing_ca)
                 sign_csr, ca_pem = ca.sign_csr, ca.ca_pem
+            elif azure.azure_ca is not None:
+                # azure_mode = "key-vault-ca": the Key Vault CA the rotation made active signs.
+                from keyward.authorities.azure_keyvault import active_ca  # noqa: PLC0415
+
+                authority = (authorities or {}).get(azure.azure_ca)
+                if authority is None:
+                    raise ConfigError(f"certificates.{name}.azure_ca",
+                                      f"no [certificate_authorities.{azure.azure_ca}]")
+                opts = dict(azure_options or {})
+                signer = active_ca(authority, credential=opts.get("credential"),
+                                   client_kwargs=opts.get("client_kwargs"))
+                sign_csr, ca_pem = signer.authority.sign_csr, signer.ca_pem
             # The settings already refused a lifetime action Key Vault would refuse.
             return AzureKeyVaultIssuer(azure.azure_vault_url, azure.azure_certificate_name,
-                                       mode=azure.azure_mode, sign_csr=sign_csr, ca_pem=ca_pem,
+                                       mode="self" if azure.azure_mode == "self"
+                                       else "external-ca", sign_csr=sign_csr, ca_pem=ca_pem,
                                        lifetime_action=azure.azure_lifetime_action,
                                        lifetime_percentage=azure.azure_lifetime_percentage,
                                        days_before_expiry=azure.azure_days_before_expiry,
