@@ -9,7 +9,6 @@ new CA alone and the old CA's key is archived.
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Callable
@@ -22,7 +21,6 @@ from cryptography import x509
 from temporalio.client import Client, WorkflowFailureError, WorkflowHandle
 from temporalio.exceptions import ActivityError, ApplicationError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
 
 from activities.authorities import CaRotationActivities
 from activities.certificates import CertificateActivities
@@ -34,8 +32,8 @@ from keyward.issuers.factory import build_issuer
 from keyward.pki.ca import CertificateAuthority
 from keyward.pki.install import read_installed
 from keyward.services.authorities import CaRotations, fingerprint
+from tests.e2e.ca_rotation_worker import rotation_worker as shared_rotation_worker
 from tests.support import assert_eventually
-from workflows.renew_certificate import RenewCertificate
 from workflows.rotate_ca import RotateCertificateAuthority
 
 LEAVES = ("worker", "frontend")
@@ -107,17 +105,10 @@ def layout(tmp_path: Path, task_queue: str) -> Layout:
 
 @asynccontextmanager
 async def rotation_worker(client: Client, settings: Settings) -> AsyncIterator[None]:
-    certificates = CertificateActivities(settings, build_issuer)
-    authorities = CaRotationActivities(settings)
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        async with Worker(client, task_queue=settings.temporal.task_queue,
-                          workflows=[RotateCertificateAuthority, RenewCertificate],
-                          activities=[certificates.inspect, certificates.issue_and_install,
-                                      certificates.verify, authorities.plan,
-                                      authorities.stage, authorities.publish,
-                                      authorities.activate, authorities.verify_leaves],
-                          activity_executor=pool, max_concurrent_activities=4):
-            yield
+    async with shared_rotation_worker(client, settings,
+                                      CertificateActivities(settings, build_issuer),
+                                      CaRotationActivities(settings)):
+        yield
 
 
 async def start(client: Client, settings: Settings,

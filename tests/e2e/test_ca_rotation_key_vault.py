@@ -10,7 +10,6 @@ step, and one whole ``RotateCertificateAuthority`` run on the Temporal dev serve
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import time
 import uuid
@@ -26,7 +25,6 @@ from cryptography import x509
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
 
 from activities.authorities import CaRotationActivities
 from activities.certificates import CertificateActivities
@@ -36,17 +34,17 @@ from keyward.azure.ca import CaRequest, create_ca
 from keyward.config import CertificateSettings, Settings, TemporalSettings
 from keyward.config.authorities import CertificateAuthoritySettings
 from keyward.contracts.authorities import CaRef, CaRotationInput
-from keyward.contracts.certificates import CertificateRef
 from keyward.errors import ConfigError, KeywardError
 from keyward.issuers.factory import issuer_factory
-from keyward.pki.install import read_installed
 from keyward.services.authorities import CaRotations
 from keyward.trust.base import fingerprint
 from keyward_devstack.processes import free_port
+from tests.e2e.ca_rotation_worker import issue_leaves as issue_with
+from tests.e2e.ca_rotation_worker import leaf_issuers as installed_issuers
+from tests.e2e.ca_rotation_worker import rotation_worker as shared_rotation_worker
 from tests.emulators.azure_keyvault import KeyVaultEmulator, RunningVault, serve
 from tests.issuers.akv_support import TOKEN, FixedTokenCredential, connection, forget_challenges
 from tests.tls_material import ServerTLS, make_server_tls
-from workflows.renew_certificate import RenewCertificate
 from workflows.rotate_ca import RotateCertificateAuthority
 
 LEAVES = ("worker", "frontend")
@@ -125,20 +123,13 @@ def bundle(settings: Settings) -> set[str]:
 
 
 def issue_leaves(settings: Settings, vault: RunningVault) -> None:
-    activities = CertificateActivities(settings, issuer_factory(
-        None, azure_options=options(vault), authorities=settings.certificate_authorities))
-    for name in LEAVES:
-        ActivityEnvironment().run(activities.issue_and_install, CertificateRef(name))
+    issue_with(CertificateActivities(settings, issuer_factory(
+        None, azure_options=options(vault), authorities=settings.certificate_authorities)),
+        LEAVES)
 
 
 def leaf_issuers(settings: Settings) -> set[str]:
-    found = set()
-    for name in LEAVES:
-        pair = read_installed(settings.certificates[name].install.directory)  # type: ignore[union-attr]
-        assert pair is not None
-        found.add(x509.load_pem_x509_certificates(pair.certificate_pem)[0]
-                  .issuer.rfc4514_string())
-    return found
+    return installed_issuers(settings, LEAVES)
 
 
 def current_in_vault(vault: RunningVault, name: str) -> x509.Certificate:
@@ -307,15 +298,8 @@ async def rotation_worker(client: Client, settings: Settings,
     certificates = CertificateActivities(settings, issuer_factory(
         None, azure_options=options(vault), authorities=settings.certificate_authorities))
     authorities = CaRotationActivities(settings, azure_options=rotation_options(vault))
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        async with Worker(client, task_queue=settings.temporal.task_queue,
-                          workflows=[RotateCertificateAuthority, RenewCertificate],
-                          activities=[certificates.inspect, certificates.issue_and_install,
-                                      certificates.verify, authorities.plan,
-                                      authorities.stage, authorities.publish,
-                                      authorities.activate, authorities.verify_leaves],
-                          activity_executor=pool, max_concurrent_activities=4):
-            yield
+    async with shared_rotation_worker(client, settings, certificates, authorities):
+        yield
 
 
 async def test_a_whole_rotation_on_key_vault_never_leaves_a_live_leaf_untrusted(

@@ -11,7 +11,6 @@ with short lifetimes, watched from outside for a moment in which a live leaf is 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import json
 import uuid
@@ -27,7 +26,6 @@ from cryptography import x509
 from temporalio.client import Client
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import ActivityEnvironment
-from temporalio.worker import Worker
 
 from activities.authorities import CaRotationActivities
 from activities.certificates import CertificateActivities
@@ -37,15 +35,16 @@ from keyward.config import CertificateSettings, Settings, TemporalSettings
 from keyward.config.authorities import CertificateAuthoritySettings
 from keyward.contracts import failures
 from keyward.contracts.authorities import BundleRequest, CaRef, CaRotationInput
-from keyward.contracts.certificates import CertificateRef
 from keyward.errors import ConfigError, KeywardError
 from keyward.issuers.factory import issuer_factory
 from keyward.pki.install import read_installed
 from keyward.services.authorities import CaRotations
 from keyward.trust.base import fingerprint
 from tests.conftest import VaultEndpoint
+from tests.e2e.ca_rotation_worker import issue_leaves as issue_with
+from tests.e2e.ca_rotation_worker import leaf_issuers as installed_issuers
+from tests.e2e.ca_rotation_worker import rotation_worker as shared_rotation_worker
 from tests.support import json_logs
-from workflows.renew_certificate import RenewCertificate
 from workflows.rotate_ca import RotateCertificateAuthority
 
 LEAVES = ("worker", "frontend")
@@ -154,19 +153,11 @@ def bundles(settings: Settings) -> list[set[str]]:
 
 
 def issue_leaves(settings: Settings, client: hvac.Client) -> None:
-    activities = CertificateActivities(settings, issuer_factory(client))
-    for name in LEAVES:
-        ActivityEnvironment().run(activities.issue_and_install, CertificateRef(name))
+    issue_with(CertificateActivities(settings, issuer_factory(client)), LEAVES)
 
 
 def leaf_issuers(settings: Settings) -> set[str]:
-    issuers = set()
-    for name in LEAVES:
-        pair = read_installed(settings.certificates[name].install.directory)  # type: ignore[union-attr]
-        assert pair is not None
-        issuers.add(x509.load_pem_x509_certificates(pair.certificate_pem)[0]
-                    .issuer.rfc4514_string())
-    return issuers
+    return installed_issuers(settings, LEAVES)
 
 
 # -- the steps --------------------------------------------------------------------------------
@@ -476,17 +467,10 @@ def test_the_parent_mount_cannot_be_the_mount_itself(tmp_path: Path, pki: Pki) -
 @asynccontextmanager
 async def rotation_worker(client: Client, settings: Settings,
                           vault: hvac.Client) -> AsyncIterator[None]:
-    certificates = CertificateActivities(settings, issuer_factory(vault))
-    authorities = CaRotationActivities(settings, vault=vault)
-    with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        async with Worker(client, task_queue=settings.temporal.task_queue,
-                          workflows=[RotateCertificateAuthority, RenewCertificate],
-                          activities=[certificates.inspect, certificates.issue_and_install,
-                                      certificates.verify, authorities.plan,
-                                      authorities.stage, authorities.publish,
-                                      authorities.activate, authorities.verify_leaves],
-                          activity_executor=pool, max_concurrent_activities=4):
-            yield
+    async with shared_rotation_worker(
+            client, settings, CertificateActivities(settings, issuer_factory(vault)),
+            CaRotationActivities(settings, vault=vault)):
+        yield
 
 
 @pytest.fixture
